@@ -1,0 +1,3 @@
+"""Execution algorithms: TWAP, VWAP, POV, implementation shortfall, arrival price, iceberg —
+schedules of child slices. Its contract is protos/fillpath/v1/algo.proto; the engine is built by
+the algorithms issue."""

@@ -1,0 +1,223 @@
+"""The `fillpath` command: run the platform, trade from a terminal, check the books, measure.
+
+A composition root: options and ``FILLPATH_*`` variables become `Settings` here, and nowhere
+else below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fillpath.bench.oms import run_oms_bench
+from fillpath.core.errors import FillpathError
+from fillpath.demo import run_demo
+from fillpath.embedded import start_platform
+from fillpath.infra.clock import SystemClock
+from fillpath.infra.grpc_server import wait_for_signal
+from fillpath.infra.postgres.embedded import start_embedded_postgres
+from fillpath.infra.postgres.event_store import PostgresEventStore
+from fillpath.infra.postgres.pool import open_pool
+from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
+from fillpath.infra.settings import OmsSettings, RedisSettings, Settings
+from fillpath.oms.cli import console, orders
+from fillpath.oms.main import order_codec
+from fillpath.oms.projection import OMS_MIGRATIONS, rebuild
+from fillpath.oms.verify import verify as verify_streams
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = Settings.from_env(os.environ)
+    if overrides.get("data_dir"):
+        settings = dataclasses.replace(settings, data_dir=Path(overrides["data_dir"]))
+    if overrides.get("config_dir"):
+        settings = dataclasses.replace(settings, config_dir=Path(overrides["config_dir"]))
+    if overrides.get("pg_dsn"):
+        settings = dataclasses.replace(
+            settings, postgres=dataclasses.replace(settings.postgres, dsn=overrides["pg_dsn"])
+        )
+    if overrides.get("redis_url"):
+        settings = dataclasses.replace(settings, redis=RedisSettings(url=overrides["redis_url"]))
+    if overrides.get("oms_address"):
+        settings = dataclasses.replace(
+            settings, oms=dataclasses.replace(settings.oms, address=overrides["oms_address"])
+        )
+    return settings
+
+
+def _storage_options(command: F) -> F:
+    command = click.option(
+        "--pg-dsn", help="External Postgres (default: the embedded one in --data-dir)."
+    )(command)
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Data directory of the embedded servers [default: ~/.local/share/fillpath].",
+    )(command)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except FillpathError as err:
+        raise click.ClickException(str(err)) from err
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fillpath")
+def main() -> None:
+    """fillpath: execution platform for trading desks."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+main.add_command(orders)
+
+
+@main.command()
+@_storage_options
+@click.option("--redis-url", help="External Redis (default: the embedded one in --data-dir).")
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Folder with instruments.yaml and accounts.yaml [default: the shipped defaults].",
+)
+@click.option("--oms-address", help=f"OMS listen address [default: {OmsSettings().address}].")
+def up(**options: Any) -> None:
+    """Start the platform on this machine and serve until Ctrl-C."""
+    settings = _settings(**options)
+    logging.getLogger().setLevel(logging.INFO)
+    with _errors():
+        platform = start_platform(settings)
+    table = Table(title="fillpath is up", title_justify="left", header_style="bold")
+    for column in ("part", "where", "what"):
+        table.add_column(column)
+    for row in platform.endpoints():
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"data: {settings.data_dir}    stop with Ctrl-C")
+    try:
+        wait_for_signal()
+    finally:
+        console.print("stopping…")
+        platform.stop()
+
+
+def _pg_dsn(settings: Settings) -> str:
+    if settings.postgres.dsn:
+        return settings.postgres.dsn
+    return start_embedded_postgres(settings.data_dir / "postgres").dsn
+
+
+@main.command()
+@_storage_options
+def replay(**options: Any) -> None:
+    """Rebuild every read model from the events, from position zero."""
+    settings = _settings(**options)
+    dsn = _pg_dsn(settings)
+    migrate(dsn, [EVENT_STORE_MIGRATIONS, OMS_MIGRATIONS])
+    pool = open_pool(dsn, 4, name="replay")
+    try:
+        store = PostgresEventStore(pool, order_codec(), SystemClock())
+        with _progress() as progress:
+            task = progress.add_task("replaying order streams", total=None)
+            streams, events = rebuild(
+                pool, store, lambda done, total: progress.update(task, completed=done, total=total)
+            )
+    finally:
+        pool.close()
+    console.print(f"rebuilt order_view from {events:,} events in {streams:,} streams")
+
+
+@main.command()
+@_storage_options
+def verify(**options: Any) -> None:
+    """Replay every stream and check hash chains, versions and order invariants."""
+    settings = _settings(**options)
+    dsn = _pg_dsn(settings)
+    migrate(dsn, [EVENT_STORE_MIGRATIONS])
+    pool = open_pool(dsn, 4, name="verify")
+    try:
+        store = PostgresEventStore(pool, order_codec(), SystemClock())
+        with _progress() as progress:
+            task = progress.add_task("verifying order streams", total=None)
+            report = verify_streams(
+                pool,
+                store,
+                order_codec(),
+                lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    finally:
+        pool.close()
+    if report.ok:
+        console.print(
+            f"[green]OK[/]: {report.events:,} events in {report.streams:,} streams: hash chains "
+            "intact, versions continuous, every order consistent"
+        )
+        return
+    table = Table(title="Inconsistencies", title_justify="left", header_style="bold red")
+    for column in ("stream", "version", "position", "problem"):
+        table.add_column(column)
+    for item in report.inconsistencies:
+        table.add_row(item.stream_id, str(item.version), str(item.position), item.problem)
+    console.print(table)
+    console.print(
+        f"[red]{len(report.inconsistencies)} inconsistencies[/] in {report.events:,} events "
+        f"of {report.streams:,} streams"
+    )
+    sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the demo keeps its data [default: a fresh temporary directory].",
+)
+def demo(data_dir: Path | None) -> None:
+    """A scripted session: start, trade a few orders against simulated venues, show the books."""
+    with _errors():
+        run_demo(console, data_dir)
+
+
+@main.group()
+def bench() -> None:
+    """Measure speed; figures are reported beside a baseline measured in the same run."""
+
+
+@bench.command(name="oms")
+@click.option("--rate", type=click.IntRange(1, 100_000), default=500, show_default=True,
+              help="Offered load for the latency run, submits per second.")  # fmt: skip
+@click.option("--duration", type=click.FloatRange(1, 3600), default=20.0, show_default=True,
+              help="Seconds of each measured run.")  # fmt: skip
+@click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Requests in flight for the throughput run.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench_oms(rate: int, duration: float, concurrency: int, as_json: bool) -> None:
+    """Submit latency and sustained orders/s through gRPC with durable commits."""
+    run_oms_bench(console, rate=rate, duration=duration, concurrency=concurrency, as_json=as_json)

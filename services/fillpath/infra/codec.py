@@ -1,0 +1,159 @@
+"""JSON form of the domain's dataclasses: event payloads and snapshots as stored in Postgres.
+
+One generic encoding instead of a hand-written mapping per event type, so adding an event is
+adding a dataclass. The rules: a dataclass is an object of its fields; `Price` is its integer
+nanos; an enum is its member name; a datetime is ISO 8601 UTC with microseconds; tuples and sets
+are lists (sets sorted); None is null. Never a float for money. Decoding reads the field types,
+so what is stored is plain, readable JSON.
+
+`canonical_json` is the byte form that event hashes are computed over: sorted keys, no spaces.
+
+`EventCodec` adds the event-type registry and upcasting: a payload stored at an older
+`schema_version` is brought forward one step at a time by registered upcasters when read. The
+stored event is never rewritten (its hash covers the original).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+from fillpath.core.errors import IntegrityError
+from fillpath.core.price import Price
+
+JSON = Any
+T = TypeVar("T")
+Upcaster = Callable[[dict[str, JSON]], dict[str, JSON]]
+
+
+def encode(value: object) -> JSON:
+    """The JSON-compatible form of a domain value."""
+    if isinstance(value, Enum):
+        return value.name
+    if value is None or isinstance(value, bool | str | int | float):
+        return value
+    if isinstance(value, Price):
+        return value.nanos
+    if isinstance(value, datetime):
+        return format_time(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, set | frozenset):
+        return sorted(encode(v) for v in value)
+    if isinstance(value, tuple | list):
+        return [encode(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): encode(v) for k, v in value.items()}
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def decode(cls: type[T], data: JSON) -> T:
+    """Rebuilds a dataclass of type `cls` from its `encode` form."""
+    return typing.cast(T, _decode(cls, data))
+
+
+def format_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: fillpath times are UTC-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def canonical_json(value: JSON) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _decode(tp: Any, data: JSON) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        if data is None:
+            return None
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _decode(inner, data)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], d) for d in data)
+        return tuple(_decode(a, d) for a, d in zip(args, data, strict=True))
+    if origin in (set, frozenset):
+        (inner,) = typing.get_args(tp)
+        return origin(_decode(inner, d) for d in data)
+    if origin is dict:
+        _, inner = typing.get_args(tp)
+        return {k: _decode(inner, v) for k, v in data.items()}
+    if tp is Price:
+        return Price(data)
+    if tp is datetime:
+        return parse_time(data)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp[data]
+    if dataclasses.is_dataclass(tp):
+        types_ = _field_types(typing.cast(type, tp))
+        build: Any = tp
+        return build(**{name: _decode(types_[name], value) for name, value in data.items()})
+    if tp is float and isinstance(data, int):
+        return float(data)
+    return data
+
+
+class EventCodec:
+    """Event types by name, their payloads, and the upcasters between schema versions."""
+
+    def __init__(
+        self,
+        event_types: Iterable[type],
+        upcasters: Mapping[tuple[str, int], Upcaster] | None = None,
+    ) -> None:
+        self._types = {cls.__name__: cls for cls in event_types}
+        self._upcasters = dict(upcasters or {})
+
+    def type_name(self, event: object) -> str:
+        name = type(event).__name__
+        if name not in self._types:
+            raise TypeError(f"{name} is not a registered event type")
+        return name
+
+    def schema_version(self, event: object) -> int:
+        return int(getattr(type(event), "schema_version", 1))
+
+    def to_payload(self, event: object) -> dict[str, JSON]:
+        payload = encode(event)
+        assert isinstance(payload, dict)
+        return payload
+
+    def from_payload(self, type_name: str, schema_version: int, payload: dict[str, JSON]) -> object:
+        """Decodes a stored payload, upcasting it to the event type's current schema version."""
+        cls = self._types.get(type_name)
+        if cls is None:
+            raise IntegrityError(f"unknown event type {type_name!r} in the store")
+        current = int(getattr(cls, "schema_version", 1))
+        version = schema_version
+        while version < current:
+            step = self._upcasters.get((type_name, version))
+            if step is None:
+                raise IntegrityError(
+                    f"no upcaster for {type_name} from schema version {version} to {version + 1}"
+                )
+            payload = step(dict(payload))
+            version += 1
+        if version > current:
+            raise IntegrityError(
+                f"{type_name} schema version {schema_version} is newer than this code ({current})"
+            )
+        return decode(cls, payload)

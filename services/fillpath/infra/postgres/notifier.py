@@ -1,0 +1,72 @@
+"""Wakes readers of the event log when an append commits.
+
+Each append ends with ``pg_notify('fillpath_events', <last position>)``, delivered when it
+commits. One listening connection per process turns those into a condition readers wait on,
+with a timeout as the fallback if a notification is ever missed (they then poll).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+
+from fillpath.infra.postgres.event_store import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+class PositionNotifier:
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._condition = threading.Condition()
+        self._latest = 0
+        self._stopped = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-notifier", daemon=True)
+
+    def start(self) -> PositionNotifier:
+        self._thread.start()
+        self._ready.wait(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._condition:
+            self._condition.notify_all()
+        self._thread.join(timeout=5)
+
+    @property
+    def latest(self) -> int:
+        return self._latest
+
+    def wait_beyond(self, position: int, timeout: float) -> int:
+        """Waits until an event after `position` is known, or `timeout` seconds pass."""
+        with self._condition:
+            self._condition.wait_for(
+                lambda: self._latest > position or self._stopped.is_set(), timeout=timeout
+            )
+            return self._latest
+
+    def _bump(self, position: int) -> None:
+        with self._condition:
+            if position > self._latest:
+                self._latest = position
+                self._condition.notify_all()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    row = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
+                    self._bump(int(row[0]) if row else 0)
+                    self._ready.set()
+                    while not self._stopped.is_set():
+                        for notify in conn.notifies(timeout=0.5):
+                            self._bump(int(notify.payload))
+            except psycopg.Error as err:
+                log.warning("event notifier lost its connection (%s); reconnecting", err)
+                self._ready.set()
+                self._stopped.wait(1.0)

@@ -1,0 +1,76 @@
+"""Settings of every fillpath process, read once by its composition root.
+
+Grouped frozen dataclasses with a docstring on every field; `Settings.from_env` is the only
+place that reads environment variables (``FILLPATH_*``), and only `main` modules call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "fillpath"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostgresSettings:
+    dsn: str = ""
+    """Connection string of an external Postgres 14+; empty starts the embedded server."""
+
+    pool_size: int = 16
+    """Connections per process; one per concurrent gRPC call is plenty."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisSettings:
+    url: str = ""
+    """URL of an external Redis 6+ (``redis://host:6379/0``); empty starts the embedded server."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OmsSettings:
+    address: str = "127.0.0.1:50051"
+    """Where the OMS gRPC server listens (``host:port``; port 0 picks a free one)."""
+
+    snapshot_every: int = 50
+    """Store a snapshot of an order stream each time it grows by this many events."""
+
+    max_workers: int = 32
+    """gRPC worker threads: the most calls served at once, streams included."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    data_dir: Path = field(default_factory=_default_data_dir)
+    """Where the embedded Postgres and Redis keep their data."""
+
+    config_dir: Path | None = None
+    """Folder with instruments.yaml and accounts.yaml; None uses the embedded defaults."""
+
+    postgres: PostgresSettings = field(default_factory=PostgresSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    oms: OmsSettings = field(default_factory=OmsSettings)
+
+    trace_to_console: bool = False
+    """Print finished trace spans to stdout (debugging)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        def get(name: str, default: str = "") -> str:
+            return env.get(f"FILLPATH_{name}", default)
+
+        return cls(
+            data_dir=Path(get("DATA_DIR")) if get("DATA_DIR") else _default_data_dir(),
+            config_dir=Path(get("CONFIG_DIR")) if get("CONFIG_DIR") else None,
+            postgres=PostgresSettings(dsn=get("PG_DSN"), pool_size=int(get("PG_POOL_SIZE", "16"))),
+            redis=RedisSettings(url=get("REDIS_URL")),
+            oms=OmsSettings(
+                address=get("OMS_ADDRESS", "127.0.0.1:50051"),
+                snapshot_every=int(get("SNAPSHOT_EVERY", "50")),
+                max_workers=int(get("OMS_MAX_WORKERS", "32")),
+            ),
+            trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),
+        )

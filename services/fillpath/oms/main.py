@@ -1,0 +1,127 @@
+"""Composition root of the OMS process: settings in, adapters built and wired, serve, stop.
+
+`python -m fillpath.oms.main` runs the OMS on its own (a Kubernetes pod, the crash tests, the
+benchmark); `fillpath up` calls `start_oms` inside the embedded platform.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from psycopg_pool import ConnectionPool
+
+from fillpath.core.clock import Clock
+from fillpath.core.events import ORDER_EVENT_TYPES
+from fillpath.infra.bus import ORDERS_TOPIC, Bus, InProcessBus
+from fillpath.infra.clock import SystemClock
+from fillpath.infra.codec import EventCodec
+from fillpath.infra.grpc_server import RunningServer, create_server, wait_for_signal
+from fillpath.infra.outbox import OutboxRelay
+from fillpath.infra.postgres.embedded import start_embedded_postgres
+from fillpath.infra.postgres.event_store import PostgresEventStore
+from fillpath.infra.postgres.notifier import PositionNotifier
+from fillpath.infra.postgres.pool import open_pool
+from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
+from fillpath.infra.redis.embedded import start_embedded_redis
+from fillpath.infra.redis.rate_limiter import RedisRateLimiter
+from fillpath.infra.reference_data import load_reference_data
+from fillpath.infra.settings import Settings
+from fillpath.infra.telemetry import configure_tracing
+from fillpath.oms.projection import OMS_MIGRATIONS, OrderViews
+from fillpath.oms.service import OrderManagement
+from fillpath.oms.servicer import OrderManagementServicer
+
+log = logging.getLogger("fillpath.oms")
+
+
+def order_codec() -> EventCodec:
+    return EventCodec(ORDER_EVENT_TYPES)
+
+
+@dataclass(slots=True)
+class OmsRuntime:
+    """A running OMS and everything it owns, stopped in reverse order of starting."""
+
+    pool: ConnectionPool[Any]
+    store: PostgresEventStore
+    notifier: PositionNotifier
+    bus: Bus
+    relay: OutboxRelay
+    server: RunningServer
+    redis_client: redis.Redis
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.server.stop(grace)
+        self.relay.stop()
+        self.bus.close()
+        self.notifier.stop()
+        self.redis_client.close()
+        self.pool.close()
+
+
+def start_oms(
+    settings: Settings, pg_dsn: str, redis_url: str, clock: Clock | None = None
+) -> OmsRuntime:
+    """Migrates the database, builds the OMS and starts serving on `settings.oms.address`."""
+    clock = clock or SystemClock()
+    migrate(pg_dsn, [EVENT_STORE_MIGRATIONS, OMS_MIGRATIONS])
+    reference = load_reference_data(settings.config_dir)
+    pool = open_pool(pg_dsn, settings.postgres.pool_size, name="oms")
+    store = PostgresEventStore(pool, order_codec(), clock)
+    notifier = PositionNotifier(pg_dsn).start()
+    bus = InProcessBus()
+    relay = OutboxRelay(pool, store, bus, notifier, topic_of=lambda _type: ORDERS_TOPIC).start()
+    redis_client = redis.Redis.from_url(redis_url)
+    oms = OrderManagement(
+        store,
+        reference,
+        RedisRateLimiter(redis_client),
+        clock,
+        snapshot_every=settings.oms.snapshot_every,
+    )
+    servicer = OrderManagementServicer(oms, OrderViews(pool), store, notifier)
+    server = create_server(
+        settings.oms.address, [servicer.binding()], max_workers=settings.oms.max_workers
+    )
+    server.server.start()
+    return OmsRuntime(
+        pool=pool,
+        store=store,
+        notifier=notifier,
+        bus=bus,
+        relay=relay,
+        server=server,
+        redis_client=redis_client,
+    )
+
+
+def main() -> None:
+    settings = Settings.from_env(os.environ)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    configure_tracing("fillpath-oms", settings.trace_to_console)
+    pg_dsn = settings.postgres.dsn or start_embedded_postgres(settings.data_dir / "postgres").dsn
+    redis_url = settings.redis.url or start_embedded_redis(settings.data_dir / "redis").url
+    runtime = start_oms(settings, pg_dsn, redis_url)
+    host = settings.oms.address.rsplit(":", 1)[0]
+    # One line on stdout that scripts and tests wait for.
+    print(f"fillpath-oms listening on {host}:{runtime.port}", flush=True)
+    try:
+        wait_for_signal()
+    finally:
+        runtime.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
