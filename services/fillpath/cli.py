@@ -121,6 +121,8 @@ def up(**options: Any) -> None:
         table.add_row(*row)
     console.print(table)
     console.print(f"data: {settings.data_dir}    stop with Ctrl-C")
+    # The line scripts wait for (fillpath.infra.service_process).
+    print(f"fillpath listening on {platform.oms_address}", flush=True)
     try:
         wait_for_signal()
     finally:
@@ -221,3 +223,7 @@ def bench() -> None:
 def bench_oms(rate: int, duration: float, concurrency: int, as_json: bool) -> None:
     """Submit latency and sustained orders/s through gRPC with durable commits."""
     run_oms_bench(console, rate=rate, duration=duration, concurrency=concurrency, as_json=as_json)
+
+
+if __name__ == "__main__":
+    main()

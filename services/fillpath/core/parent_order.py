@@ -174,12 +174,6 @@ class ParentOrder:
         """Records new child orders, all or none. Children already placed with the same client
         order id and terms are returned as they are (a retry records nothing)."""
         parent = self.parent
-        if parent.status not in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
-            raise FailedPrecondition(
-                "PARENT_NOT_WORKING",
-                f"order {parent.order_id} is {parent.status.name}: no new child orders",
-                status=parent.status.name,
-            )
         violations: list[FieldViolation] = []
         fresh: list[tuple[int, ChildOrderRequest]] = []
         seen: set[str] = set()
@@ -199,6 +193,14 @@ class ParentOrder:
             fresh.append((i, request))
         if violations:
             raise InvalidArgument(violations)
+        if not fresh:
+            return []  # a retry: every child is already placed, whatever happened since
+        if parent.status not in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED):
+            raise FailedPrecondition(
+                "PARENT_NOT_WORKING",
+                f"order {parent.order_id} is {parent.status.name}: no new child orders",
+                status=parent.status.name,
+            )
         requested = sum(r.quantity for _, r in fresh)
         if requested > self.available_quantity:
             raise FailedPrecondition(

@@ -68,11 +68,12 @@ def spawn_service(
 
     def drain() -> None:
         assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line.rstrip())
-            if not ready.is_set() and _READY in line:
-                address.append(line.rsplit(_READY, 1)[1].strip())
-                ready.set()
+        with process.stdout:
+            for line in process.stdout:
+                output.append(line.rstrip())
+                if not ready.is_set() and _READY in line:
+                    address.append(line.rsplit(_READY, 1)[1].strip())
+                    ready.set()
         ready.set()
 
     threading.Thread(target=drain, name=f"drain-{module}", daemon=True).start()

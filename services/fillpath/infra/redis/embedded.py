@@ -25,6 +25,8 @@ _MAX_SOCKET_PATH = 100
 class EmbeddedRedis:
     url: str
     pid: int
+    # The server process when this call started it (None when an already running one was found).
+    process: subprocess.Popen[bytes] | None = None
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)
@@ -33,6 +35,8 @@ class EmbeddedRedis:
         # Shutting down closes the connection (or the server was already gone).
         with contextlib.suppress(redis.ConnectionError):
             self.client().shutdown(nosave=False)
+        if self.process is not None:
+            self.process.wait(timeout=10)
 
 
 def _binary() -> str:
@@ -96,4 +100,4 @@ def start_embedded_redis(data_dir: Path, timeout: float = 10.0) -> EmbeddedRedis
             process.kill()
             raise RuntimeError(f"redis-server did not answer within {timeout}s")
         time.sleep(0.02)
-    return EmbeddedRedis(url=url, pid=process.pid)
+    return EmbeddedRedis(url=url, pid=process.pid, process=process)

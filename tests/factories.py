@@ -1,0 +1,199 @@
+"""Small stub factories for the order domain: one place that knows how to build a valid order,
+so each test says only what it is about."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fillpath.core.commands import (
+    ApplyExecutionReport,
+    ChildOrderRequest,
+    PlaceChildOrders,
+    SubmitOrder,
+)
+from fillpath.core.enums import ExecType, LiquidityFlag, OrderType, Side, TimeInForce
+from fillpath.core.ids import parent_order_id
+from fillpath.core.instruments import Instrument
+from fillpath.core.parent_order import ParentOrder
+from fillpath.core.price import Price
+from fillpath.core.terms import OrderTerms
+
+T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def px(text: str) -> Price:
+    return Price.parse(text)
+
+
+def instrument(**overrides: Any) -> Instrument:
+    fields: dict[str, Any] = {
+        "symbol": "ACME",
+        "tick_size": px("0.01"),
+        "lot_size": 1,
+        "adv": 4_500_000,
+        "reference_price": px("100.00"),
+    }
+    return Instrument(**(fields | overrides))
+
+
+def submit_command(**overrides: Any) -> SubmitOrder:
+    fields: dict[str, Any] = {
+        "client_order_id": "c-1",
+        "account": "DESK-EQ",
+        "portfolio": "ALPHA",
+        "symbol": "ACME",
+        "side": Side.BUY,
+        "order_type": OrderType.LIMIT,
+        "time_in_force": TimeInForce.DAY,
+        "quantity": 10_000,
+        "limit_price": px("100.50"),
+    }
+    return SubmitOrder(**(fields | overrides))
+
+
+def parent_terms(**overrides: Any) -> OrderTerms:
+    command = submit_command(**overrides)
+    return command.terms(parent_order_id(command.account, command.client_order_id))
+
+
+def child_terms(parent: OrderTerms, n: int = 1, **overrides: Any) -> OrderTerms:
+    fields: dict[str, Any] = {
+        "order_id": f"{parent.order_id}.{n}",
+        "client_order_id": f"slice-{n}",
+        "parent_order_id": parent.order_id,
+        "venue": "XNAS",
+        "quantity": 1_000,
+        "time_in_force": TimeInForce.DAY,
+    }
+    return dataclasses.replace(parent, instructions=None, **(fields | overrides))
+
+
+def accepted_parent(**overrides: Any) -> ParentOrder:
+    aggregate, _ = ParentOrder.submit(parent_terms(**overrides), T0, None)
+    return aggregate
+
+
+def child_request(n: int = 1, **overrides: Any) -> ChildOrderRequest:
+    fields: dict[str, Any] = {
+        "client_order_id": f"slice-{n}",
+        "venue": "XNAS",
+        "quantity": 1_000,
+        "order_type": OrderType.LIMIT,
+        "time_in_force": TimeInForce.DAY,
+        "limit_price": px("100.40"),
+    }
+    return ChildOrderRequest(**(fields | overrides))
+
+
+def place(aggregate: ParentOrder, *requests: ChildOrderRequest) -> list[str]:
+    """Places children on `aggregate`; returns their order ids."""
+    events = aggregate.place_children(
+        PlaceChildOrders(parent_order_id=aggregate.order_id, children=requests), at(1)
+    )
+    return [e.order_id for e in events]
+
+
+def report(order_id: str, exec_id: str, exec_type: ExecType, **fields: Any) -> ApplyExecutionReport:
+    return ApplyExecutionReport(order_id=order_id, exec_id=exec_id, exec_type=exec_type, **fields)
+
+
+def fill(order_id: str, exec_id: str, quantity: int, price: str = "100.30") -> ApplyExecutionReport:
+    return report(
+        order_id,
+        exec_id,
+        ExecType.TRADE,
+        last_quantity=quantity,
+        last_price=px(price),
+        liquidity=LiquidityFlag.TAKER,
+        fee_nanos=quantity * 3_000_000,
+    )
+
+
+def sample_events() -> list[Any]:
+    """One instance of every order event type, with every optional field set."""
+    from fillpath.core.enums import AlgorithmKind, RejectCode, Urgency
+    from fillpath.core.events import (
+        ChildOrderFilled,
+        ChildOrderPlaced,
+        OrderAccepted,
+        OrderCanceled,
+        OrderCancelRejected,
+        OrderCancelRequested,
+        OrderDoneForDay,
+        OrderExpired,
+        OrderFilled,
+        OrderPartiallyFilled,
+        OrderRejected,
+        OrderReplaced,
+        OrderReplaceRejected,
+        OrderReplaceRequested,
+        OrderSubmitted,
+    )
+    from fillpath.core.terms import ExecutionInstructions
+
+    terms = parent_terms(
+        stop_price=px("99.00"),
+        order_type=OrderType.STOP_LIMIT,
+        time_in_force=TimeInForce.GTD,
+        expire_time=at(3600),
+        decision_price=px("100.01"),
+        instructions=ExecutionInstructions(
+            algo_profile="vwap-default",
+            algorithm=AlgorithmKind.VWAP,
+            urgency=Urgency.HIGH,
+            max_participation_bps=1_500,
+            params=(("risk_aversion", 0.5), ("x", 2.0)),
+            start_time=at(60),
+            end_time=at(7200),
+        ),
+    )
+    child = child_terms(terms, post_only=True, min_quantity=100, order_type=OrderType.LIMIT)
+    oid, cid, t = terms.order_id, child.order_id, at(10)
+    return [
+        OrderSubmitted(order_id=oid, occurred_at=t, terms=terms),
+        ChildOrderPlaced(order_id=cid, occurred_at=t, terms=child),
+        OrderAccepted(order_id=cid, occurred_at=t, exec_id="a1", venue_order_id="V-9"),
+        OrderRejected(
+            order_id=cid, occurred_at=t, exec_id="r1", code=RejectCode.VENUE, reason="no"
+        ),
+        OrderCancelRequested(order_id=oid, occurred_at=t, reason="user"),
+        OrderCanceled(order_id=cid, occurred_at=t, exec_id="c1", reason="ok"),
+        OrderCancelRejected(order_id=cid, occurred_at=t, exec_id="c2", reason="late"),
+        OrderReplaceRequested(
+            order_id=oid, occurred_at=t, quantity=5, limit_price=px("1.5"), reason="r"
+        ),
+        OrderReplaced(order_id=cid, occurred_at=t, exec_id="p1", quantity=5, limit_price=px("1.5")),
+        OrderReplaceRejected(
+            order_id=oid, occurred_at=t, exec_id="p2", code=RejectCode.MAX_NOTIONAL, reason="big"
+        ),
+        OrderExpired(order_id=cid, occurred_at=t, exec_id="x1", reason="eod"),
+        OrderDoneForDay(order_id=cid, occurred_at=t, exec_id="d1"),
+        ChildOrderFilled(
+            order_id=cid,
+            occurred_at=t,
+            exec_id="f1",
+            venue="XNAS",
+            quantity=100,
+            price=px("100.005"),
+            liquidity=LiquidityFlag.MIDPOINT,
+            fee_nanos=-1_234,
+            executed_at=at(9.5),
+        ),
+        OrderPartiallyFilled(
+            order_id=oid,
+            occurred_at=t,
+            child_order_id=cid,
+            exec_id="f1",
+            quantity=100,
+            price=px("100.005"),
+        ),
+        OrderFilled(
+            order_id=oid, occurred_at=t, child_order_id=cid, exec_id="f2", quantity=9, price=px("1")
+        ),
+    ]
