@@ -65,6 +65,10 @@ class Bus(Protocol):
 
     def dead_letters(self, subscription: str) -> list[DeadLetter]: ...
 
+    def listens_to(self, topic: str) -> bool:
+        """Whether a message on `topic` would reach anyone (a broker: always)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -163,6 +167,10 @@ class InProcessBus:
                 pending.append(delivery)
         for delivery in pending:
             delivery.done.wait()
+
+    def listens_to(self, topic: str) -> bool:
+        with self._lock:
+            return bool(self._subscriptions.get(topic))
 
     def park(self, letter: DeadLetter) -> None:
         with self._lock:

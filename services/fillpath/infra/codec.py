@@ -35,34 +35,20 @@ Upcaster = Callable[[dict[str, JSON]], dict[str, JSON]]
 
 def encode(value: object) -> JSON:
     """The JSON-compatible form of a domain value."""
-    if isinstance(value, Enum):
-        return value.name
-    if value is None or isinstance(value, bool | str | int | float):
-        return value
-    if isinstance(value, Price):
-        return value.nanos
-    if isinstance(value, datetime):
-        return format_time(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, set | frozenset):
-        return sorted(encode(v) for v in value)
-    if isinstance(value, tuple | list):
-        return [encode(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): encode(v) for k, v in value.items()}
-    raise TypeError(f"cannot encode {type(value).__name__}")
+        return _encoder(type(value))(value)
+    return _encode_any(value)
 
 
 def decode(cls: type[T], data: JSON) -> T:
     """Rebuilds a dataclass of type `cls` from its `encode` form."""
-    return typing.cast(T, _decode(cls, data))
+    return typing.cast(T, _decoder(typing.cast(type, cls))(data))
 
 
 def format_time(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: fillpath times are UTC-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> datetime:
@@ -73,43 +59,141 @@ def canonical_json(value: JSON) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+# Converters are built once per type from its type hints (the hot path of every append and
+# load), rather than inspecting each value as it goes.
+
+Converter = typing.Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _encode_any(value: object) -> JSON:
+    if isinstance(value, Enum):
+        return value.name
+    if value is None or isinstance(value, bool | str | int | float):
+        return value
+    if isinstance(value, Price):
+        return value.nanos
+    if isinstance(value, datetime):
+        return format_time(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _encoder(type(value))(value)
+    if isinstance(value, set | frozenset):
+        return sorted(_encode_any(v) for v in value)
+    if isinstance(value, tuple | list):
+        return [_encode_any(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _encode_any(v) for k, v in value.items()}
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _optional(inner: Converter) -> Converter:
+    return lambda value: None if value is None else inner(value)
+
+
 @functools.cache
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _decode(tp: Any, data: JSON) -> Any:
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     origin = typing.get_origin(tp)
     if origin is typing.Union or origin is types.UnionType:
-        if data is None:
-            return None
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _decode(inner, data)
+        return inner, True
+    return tp, False
+
+
+def _encoder_for(tp: Any) -> Converter:
+    tp, optional = _unwrap_optional(tp)
+    convert: Converter
+    origin = typing.get_origin(tp)
+    if tp in (str, int, bool, float):
+        convert = _identity
+    elif tp is Price:
+        convert = _price_nanos
+    elif tp is datetime:
+        convert = format_time
+    elif isinstance(tp, type) and issubclass(tp, Enum):
+        convert = _enum_name
+    elif dataclasses.is_dataclass(tp):
+        convert = _encoder(typing.cast(type, tp))
+    elif origin in (set, frozenset):
+        convert = _sorted_list
+    else:
+        convert = _encode_any  # tuples, mappings: rare and small
+    return _optional(convert) if optional else convert
+
+
+def _price_nanos(value: Price) -> int:
+    return value.nanos
+
+
+def _enum_name(value: Enum) -> str:
+    return value.name
+
+
+def _sorted_list(value: Any) -> list[Any]:
+    return sorted(_encode_any(v) for v in value)
+
+
+@functools.cache
+def _encoder(cls: type) -> Converter:
+    fields = [(name, _encoder_for(tp)) for name, tp in _field_types(cls).items()]
+
+    def encode_instance(value: Any) -> dict[str, JSON]:
+        return {name: convert(getattr(value, name)) for name, convert in fields}
+
+    return encode_instance
+
+
+def _decoder_for(tp: Any) -> Converter:
+    tp, optional = _unwrap_optional(tp)
+    convert: Converter
+    origin = typing.get_origin(tp)
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], d) for d in data)
-        return tuple(_decode(a, d) for a, d in zip(args, data, strict=True))
-    if origin in (set, frozenset):
+            item = _decoder_for(args[0])
+            convert = lambda data: tuple(item(d) for d in data)  # noqa: E731
+        else:
+            items = [_decoder_for(a) for a in args]
+            convert = lambda data: tuple(f(d) for f, d in zip(items, data, strict=True))  # noqa: E731
+    elif origin in (set, frozenset):
         (inner,) = typing.get_args(tp)
-        return origin(_decode(inner, d) for d in data)
-    if origin is dict:
+        item, build = _decoder_for(inner), origin
+        convert = lambda data: build(item(d) for d in data)  # noqa: E731
+    elif origin is dict:
         _, inner = typing.get_args(tp)
-        return {k: _decode(inner, v) for k, v in data.items()}
-    if tp is Price:
-        return Price(data)
-    if tp is datetime:
-        return parse_time(data)
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        return tp[data]
-    if dataclasses.is_dataclass(tp):
-        types_ = _field_types(typing.cast(type, tp))
-        build: Any = tp
-        return build(**{name: _decode(types_[name], value) for name, value in data.items()})
-    if tp is float and isinstance(data, int):
-        return float(data)
-    return data
+        item = _decoder_for(inner)
+        convert = lambda data: {k: item(v) for k, v in data.items()}  # noqa: E731
+    elif tp is Price:
+        convert = Price
+    elif tp is datetime:
+        convert = parse_time
+    elif isinstance(tp, type) and issubclass(tp, Enum):
+        convert = tp.__getitem__
+    elif dataclasses.is_dataclass(tp):
+        convert = _decoder(typing.cast(type, tp))
+    elif tp is float:
+        convert = float
+    else:
+        convert = _identity
+    return _optional(convert) if optional else convert
+
+
+@functools.cache
+def _decoder(cls: type) -> Converter:
+    fields = {name: _decoder_for(tp) for name, tp in _field_types(cls).items()}
+    build: Any = cls
+
+    def decode_instance(data: dict[str, JSON]) -> Any:
+        return build(**{name: fields[name](value) for name, value in data.items()})
+
+    return decode_instance
 
 
 class EventCodec:

@@ -9,7 +9,7 @@ stream's previous event. The Postgres adapter is in fillpath.infra.postgres.even
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -82,6 +82,8 @@ class StoredSnapshot:
     version: int
     schema_version: int
     state: dict[str, Any]
+    # Hash of the stream's event at `version`.
+    stream_hash: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,20 +100,30 @@ class LoadedStream:
             return self.events[-1].version
         return self.snapshot.version if self.snapshot else 0
 
+    @property
+    def head_hash(self) -> bytes:
+        """Hash of the stream's last event: what the next append chains to."""
+        if self.events:
+            return self.events[-1].hash
+        return self.snapshot.stream_hash if self.snapshot else GENESIS_HASH
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SnapshotWrite:
-    version: int
+    """A snapshot to store with an append, of the stream as of its last appended event."""
+
     schema_version: int
     state: dict[str, Any]
 
 
 class Transaction(Protocol):
-    """What a writer may do inside an append's transaction (the adapter's cursor)."""
+    """What a consumer may do inside its transaction (the adapter's cursor)."""
 
     def execute(self, query: Any, params: Any = ..., /) -> Any: ...
 
-    def executemany(self, query: Any, params_seq: Any, /) -> Any: ...
+
+# An SQL statement and its parameters, run inside an append's transaction (inline projections).
+Statement = tuple[str, Sequence[Any]]
 
 
 class EventStore(Protocol):
@@ -122,13 +134,16 @@ class EventStore(Protocol):
         events: Sequence[object],
         context: CommandContext,
         *,
-        also: Callable[[Transaction, Sequence[RecordedEvent]], None] | None = None,
+        prev_hash: bytes | None = None,
+        also: Sequence[Statement] = (),
         snapshot: SnapshotWrite | None = None,
     ) -> list[RecordedEvent]:
         """Appends `events` atomically if the stream is at `expected_version` (0 = new stream).
 
-        `also` runs in the same transaction after the insert (inline projections); `snapshot` is
-        stored with it. Durable when it returns.
+        `prev_hash` is the hash of the event at `expected_version` (`LoadedStream.head_hash`);
+        without it the store reads it. The `also` statements run in the same transaction
+        (inline projections); `snapshot` is stored with it, at the last appended version.
+        Durable when it returns.
 
         Raises:
             ConcurrencyConflict: the stream is not at `expected_version`.

@@ -45,12 +45,18 @@ class RunningServer:
 
 
 def create_server(
-    address: str, services: Sequence[ServiceBinding], *, max_workers: int = 32
+    address: str,
+    services: Sequence[ServiceBinding],
+    *,
+    max_workers: int = 32,
+    share_port: bool = False,
 ) -> RunningServer:
+    """A server for `services` on `address`; `share_port` lets sibling worker processes bind
+    the same port (fillpath.infra.workers). Otherwise a port in use is an error."""
     server = grpc.server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         interceptors=[TracingInterceptor(), ErrorInterceptor()],
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 1 if share_port else 0)],
     )
     for binding in services:
         binding.add(server)

@@ -39,7 +39,10 @@ class OmsSettings:
     """Store a snapshot of an order stream each time it grows by this many events."""
 
     max_workers: int = 32
-    """gRPC worker threads: the most calls served at once, streams included."""
+    """gRPC worker threads per process: the most calls served at once, streams included."""
+
+    processes: int = 0
+    """Processes serving on the one port (`python -m fillpath.oms.main`); 0 = one per core."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +74,7 @@ class Settings:
                 address=get("OMS_ADDRESS", "127.0.0.1:50051"),
                 snapshot_every=int(get("SNAPSHOT_EVERY", "50")),
                 max_workers=int(get("OMS_MAX_WORKERS", "32")),
+                processes=int(get("OMS_PROCESSES", "0")),
             ),
             trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),
         )

@@ -6,6 +6,8 @@ benchmark); `fillpath up` calls `start_oms` inside the embedded platform.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -32,6 +34,7 @@ from fillpath.infra.redis.rate_limiter import RedisRateLimiter
 from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.settings import Settings
 from fillpath.infra.telemetry import configure_tracing
+from fillpath.infra.workers import run_workers
 from fillpath.oms.projection import OMS_MIGRATIONS, OrderViews
 from fillpath.oms.service import OrderManagement
 from fillpath.oms.servicer import OrderManagementServicer
@@ -69,17 +72,31 @@ class OmsRuntime:
 
 
 def start_oms(
-    settings: Settings, pg_dsn: str, redis_url: str, clock: Clock | None = None
+    settings: Settings,
+    pg_dsn: str,
+    redis_url: str,
+    clock: Clock | None = None,
+    bus: Bus | None = None,
+    share_port: bool = False,
 ) -> OmsRuntime:
-    """Migrates the database, builds the OMS and starts serving on `settings.oms.address`."""
+    """Migrates the database, builds the OMS and starts serving on `settings.oms.address`.
+
+    Order events are relayed to `bus` (default: an in-process bus) if it has subscribers
+    when the OMS starts; subscribe consumers before.
+    """
     clock = clock or SystemClock()
     migrate(pg_dsn, [EVENT_STORE_MIGRATIONS, OMS_MIGRATIONS])
     reference = load_reference_data(settings.config_dir)
     pool = open_pool(pg_dsn, settings.postgres.pool_size, name="oms")
     store = PostgresEventStore(pool, order_codec(), clock)
     notifier = PositionNotifier(pg_dsn).start()
-    bus = InProcessBus()
-    relay = OutboxRelay(pool, store, bus, notifier, topic_of=lambda _type: ORDERS_TOPIC).start()
+    bus = bus or InProcessBus()
+    relay = OutboxRelay(pool, store, bus, notifier, topic_of=lambda _type: ORDERS_TOPIC)
+    if bus.listens_to(ORDERS_TOPIC):
+        # Only when something consumes order events: an in-process bus with no subscriber
+        # would drop every message, and the relay would spend a read and a checkpoint per
+        # commit for nothing. The checkpoint stays where it is until a consumer arrives.
+        relay.start()
     redis_client = redis.Redis.from_url(redis_url)
     oms = OrderManagement(
         store,
@@ -90,7 +107,10 @@ def start_oms(
     )
     servicer = OrderManagementServicer(oms, OrderViews(pool), store, notifier)
     server = create_server(
-        settings.oms.address, [servicer.binding()], max_workers=settings.oms.max_workers
+        settings.oms.address,
+        [servicer.binding()],
+        max_workers=settings.oms.max_workers,
+        share_port=share_port,
     )
     server.server.start()
     return OmsRuntime(
@@ -104,23 +124,46 @@ def start_oms(
     )
 
 
-def main() -> None:
-    settings = Settings.from_env(os.environ)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    configure_tracing("fillpath-oms", settings.trace_to_console)
-    pg_dsn = settings.postgres.dsn or start_embedded_postgres(settings.data_dir / "postgres").dsn
-    redis_url = settings.redis.url or start_embedded_redis(settings.data_dir / "redis").url
-    runtime = start_oms(settings, pg_dsn, redis_url)
-    host = settings.oms.address.rsplit(":", 1)[0]
-    # One line on stdout that scripts and tests wait for.
-    print(f"fillpath-oms listening on {host}:{runtime.port}", flush=True)
+def serve_worker(settings: Settings, index: int, address: str, ready: Any) -> None:
+    """One OMS process of several on `address` (see fillpath.infra.workers)."""
+    settings = dataclasses.replace(settings, oms=dataclasses.replace(settings.oms, address=address))
+    _configure(settings)
+    runtime = start_oms(settings, settings.postgres.dsn, settings.redis.url, share_port=True)
+    ready.put(index)
     try:
         wait_for_signal()
     finally:
         runtime.stop()
-    sys.exit(0)
+
+
+def _configure(settings: Settings) -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)s [{os.getpid()}] %(name)s: %(message)s",
+    )
+    configure_tracing("fillpath-oms", settings.trace_to_console)
+
+
+def main() -> None:
+    """Runs the OMS: one process per core on one port (FILLPATH_OMS_PROCESSES to choose)."""
+    settings = Settings.from_env(os.environ)
+    _configure(settings)
+    pg_dsn = settings.postgres.dsn or start_embedded_postgres(settings.data_dir / "postgres").dsn
+    redis_url = settings.redis.url or start_embedded_redis(settings.data_dir / "redis").url
+    # Migrate once, here, before the workers start; hand them the resolved connections.
+    migrate(pg_dsn, [EVENT_STORE_MIGRATIONS, OMS_MIGRATIONS])
+    settings = dataclasses.replace(
+        settings,
+        postgres=dataclasses.replace(settings.postgres, dsn=pg_dsn),
+        redis=dataclasses.replace(settings.redis, url=redis_url),
+    )
+    processes = settings.oms.processes or os.cpu_count() or 1
+    address, wait = run_workers(
+        processes, settings.oms.address, functools.partial(serve_worker, settings)
+    )
+    # One line on stdout that scripts and tests wait for.
+    print(f"fillpath-oms ({processes} processes) listening on {address}", flush=True)
+    sys.exit(wait())
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from fillpath.core.events import OrderEvent
 from fillpath.core.orders import Order
 from fillpath.core.parent_order import ParentOrder
 from fillpath.infra.codec import canonical_json, decode, encode, format_time, parse_time
-from fillpath.infra.event_store import Transaction
+from fillpath.infra.event_store import Statement
 from fillpath.infra.postgres.event_store import APPEND_LOCK, PostgresEventStore
 from fillpath.infra.postgres.schema import MigrationSet
 
@@ -33,7 +33,7 @@ _UPSERT = """
 INSERT INTO order_view (order_id, stream_id, parent_order_id, client_order_id, account, portfolio,
     symbol, side, status, quantity, filled_quantity, leaves_quantity, working_quantity, fees_nanos,
     venue, created_at, updated_at, stream_version, document)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+VALUES {values}
 ON CONFLICT (order_id) DO UPDATE SET
     status = EXCLUDED.status, quantity = EXCLUDED.quantity,
     filled_quantity = EXCLUDED.filled_quantity, leaves_quantity = EXCLUDED.leaves_quantity,
@@ -41,6 +41,9 @@ ON CONFLICT (order_id) DO UPDATE SET
     updated_at = EXCLUDED.updated_at, stream_version = EXCLUDED.stream_version,
     document = EXCLUDED.document
 """
+
+
+_ROW = "(" + ", ".join(["%s"] * 19) + ")"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,11 +55,17 @@ class OrderRow:
     fees_nanos: int
 
 
-def project(tx: Transaction, aggregate: ParentOrder, order_ids: Iterable[str]) -> None:
-    """Upserts the rows of `order_ids` (the parent's always: its working quantity moves with
-    its children) as `aggregate` now stands."""
+def projection_rows(aggregate: ParentOrder, order_ids: Iterable[str]) -> list[tuple[Any, ...]]:
+    """The rows of `order_ids` (and the parent's, always: its working quantity moves with its
+    children) as `aggregate` now stands. Built before the append takes its lock."""
     ids = dict.fromkeys([aggregate.order_id, *order_ids])
-    tx.executemany(_UPSERT, [_row(aggregate, aggregate.order(i)) for i in ids])
+    return [_row(aggregate, aggregate.order(i)) for i in ids]
+
+
+def upsert_statement(rows: list[tuple[Any, ...]]) -> Statement:
+    """One statement writing `rows`, to run in the append's transaction."""
+    values = ", ".join([_ROW] * len(rows))
+    return _UPSERT.format(values=values), [value for row in rows for value in row]
 
 
 def _row(aggregate: ParentOrder, order: Order) -> tuple[Any, ...]:
@@ -180,7 +189,7 @@ def rebuild(
     Appends wait meanwhile (the append lock is held), so the result is exact. Returns the
     number of streams and of events replayed.
     """
-    with pool.connection() as conn, conn.cursor() as cur:
+    with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
         cur.execute("TRUNCATE order_view")
         streams = [r[0] for r in cur.execute("SELECT DISTINCT stream_id FROM events ORDER BY 1")]
@@ -189,7 +198,7 @@ def rebuild(
             recorded = [r for r in store.read_stream(stream_id) if isinstance(r.event, OrderEvent)]
             if recorded:
                 aggregate = ParentOrder.from_events((r.version, r.event) for r in recorded)
-                project(cur, aggregate, [*aggregate.children])
+                cur.execute(*upsert_statement(projection_rows(aggregate, aggregate.children)))
                 events += len(recorded)
             progress(done, len(streams))
     return len(streams), events

@@ -35,11 +35,11 @@ from fillpath.core.parent_order import ParentOrder, ParentOrderSnapshot
 from fillpath.core.price import Price
 from fillpath.core.risk import Account, RiskRejection, check_order, rate_limit_rejection
 from fillpath.infra.codec import decode, encode
-from fillpath.infra.event_store import CommandContext, RecordedEvent, SnapshotWrite
+from fillpath.infra.event_store import GENESIS_HASH, CommandContext, RecordedEvent, SnapshotWrite
 from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.redis.rate_limiter import RateLimiter
 from fillpath.infra.reference_data import ReferenceData
-from fillpath.oms.projection import project
+from fillpath.oms.projection import projection_rows, upsert_statement
 
 SNAPSHOT_SCHEMA = 1
 MAX_ATTEMPTS = 8
@@ -90,8 +90,6 @@ class OrderManagement:
         instrument, account = self._check_submit(command)
         order_id = parent_order_id(command.account, command.client_order_id)
         terms = command.terms(order_id)
-        if self._store.stream_exists(order_id):
-            return self._original(order_id, command)
         rejection = self._risk(account, instrument, command.quantity, command.limit_price)
         limit = account.limits.max_orders_per_second
         if (
@@ -102,9 +100,11 @@ class OrderManagement:
             rejection = rate_limit_rejection(limit)
         aggregate, events = ParentOrder.submit(terms, self._clock.now(), rejection)
         try:
-            self._append(aggregate, 0, events, context)
+            self._append(aggregate, 0, GENESIS_HASH, events, context)
         except ConcurrencyConflict:
-            return self._original(order_id, command)  # a concurrent duplicate won the race
+            # The stream exists: a retry, or a concurrent duplicate that won the race. (The
+            # rate limit counted this message too, as a venue would.)
+            return self._original(order_id, command)
         return Outcome(aggregate=aggregate, events=tuple(events))
 
     def amend(self, command: AmendOrder, context: CommandContext) -> Outcome:
@@ -214,13 +214,13 @@ class OrderManagement:
     def _execute(self, order_id: str, decide: Decision, context: CommandContext) -> Outcome:
         stream_id = stream_id_of(order_id)
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            aggregate = self._load(stream_id, order_id)
+            aggregate, head_hash = self._load_with_head(stream_id, order_id)
             loaded_version = aggregate.version
             events = decide(aggregate)
             if not events:
                 return Outcome(aggregate=aggregate, events=())
             try:
-                self._append(aggregate, loaded_version, events, context)
+                self._append(aggregate, loaded_version, head_hash, events, context)
                 return Outcome(aggregate=aggregate, events=tuple(events))
             except ConcurrencyConflict:
                 if attempt == MAX_ATTEMPTS:
@@ -231,27 +231,31 @@ class OrderManagement:
         self,
         aggregate: ParentOrder,
         expected_version: int,
+        prev_hash: bytes,
         events: Sequence[OrderEvent],
         context: CommandContext,
     ) -> None:
-        touched = {e.order_id for e in events}
+        rows = projection_rows(aggregate, {e.order_id for e in events})
         snapshot = None
         if aggregate.version // self._snapshot_every > expected_version // self._snapshot_every:
             snapshot = SnapshotWrite(
-                version=aggregate.version,
-                schema_version=SNAPSHOT_SCHEMA,
-                state=encode(aggregate.snapshot()),
+                schema_version=SNAPSHOT_SCHEMA, state=encode(aggregate.snapshot())
             )
         self._store.append(
             aggregate.order_id,
             expected_version,
             events,
             context,
-            also=lambda tx, _recorded: project(tx, aggregate, touched),
+            prev_hash=prev_hash,
+            also=[upsert_statement(rows)],
             snapshot=snapshot,
         )
 
     def _load(self, stream_id: str, order_id: str | None = None) -> ParentOrder:
+        return self._load_with_head(stream_id, order_id)[0]
+
+    def _load_with_head(self, stream_id: str, order_id: str | None) -> tuple[ParentOrder, bytes]:
+        """The aggregate and the hash its next append chains to."""
         loaded = self._store.load(stream_id)
         pairs = [(r.version, r.event) for r in loaded.events]
         if loaded.snapshot is not None and loaded.snapshot.schema_version == SNAPSHOT_SCHEMA:
@@ -260,13 +264,13 @@ class OrderManagement:
             )
             for version, event in pairs:
                 aggregate.apply(event, version)
-            return aggregate
+            return aggregate, loaded.head_hash
         if loaded.snapshot is not None:
             # A snapshot from another schema: ignore it and fold the whole stream.
             pairs = [(r.version, r.event) for r in self._store.read_stream(stream_id)]
         if not pairs:
             raise NotFound("order", order_id or stream_id)
-        return ParentOrder.from_events(pairs)
+        return ParentOrder.from_events(pairs), loaded.head_hash
 
     def _original(self, order_id: str, command: SubmitOrder) -> Outcome:
         aggregate = self._load(order_id)

@@ -1,29 +1,31 @@
 """The event store on Postgres (see fillpath.infra.event_store for the port).
 
-An append is one transaction: take the global append lock, check the stream's head against the
-expected version, insert the events with their hash chain, run the caller's inline projection,
-store a snapshot if given, and notify listeners; the commit is synchronous, so an append that
-returns is durable. The lock serialises appends so positions become visible strictly in order
-(the outbox relay and update streams read by position and must never skip one); it is held
-only for the few statements of the append.
+An append is one transaction and one round trip: the events are encoded and hashed first, then
+a single multi-statement query (which Postgres runs as one implicit transaction) takes the
+global append lock, inserts the events (a version already taken fails the unique key: that is
+the optimistic concurrency check), runs the caller's inline projection statements, stores a
+snapshot if given and notifies listeners. The commit is synchronous, so an append that returns
+is durable. The lock serialises appends so positions become visible strictly in order (the
+outbox relay and update streams read by position and must never skip one); it is held only for
+the statements of the append and its commit.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg import ClientCursor
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from fillpath.core.clock import Clock
 from fillpath.core.errors import ConcurrencyConflict, IntegrityError, Unavailable
-from fillpath.infra.codec import JSON, EventCodec, canonical_json, format_time
+from fillpath.infra.codec import EventCodec, canonical_json, format_time
 from fillpath.infra.event_store import (
     GENESIS_HASH,
     CommandContext,
@@ -32,12 +34,30 @@ from fillpath.infra.event_store import (
     RawEvent,
     RecordedEvent,
     SnapshotWrite,
+    Statement,
     StoredSnapshot,
-    Transaction,
 )
 
 APPEND_LOCK = 0x4150504E44  # "APPND": held by every append, and by projection rebuilds
 NOTIFY_CHANNEL = "fillpath_events"
+
+_INSERT_PREFIX = (
+    "WITH inserted AS (INSERT INTO events (stream_id, stream_version, event_id, event_type,"
+    " schema_version, payload, metadata, recorded_at, prev_hash, hash) VALUES "
+)
+_ROW = "(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)"
+# One notification per append, delivered at commit; identical payloads in one transaction fold.
+_INSERT_SUFFIX = (
+    " RETURNING position) SELECT position,"
+    " pg_notify('fillpath_events', (SELECT max(position) FROM inserted)::text)"
+    " FROM inserted ORDER BY position"
+)
+_UPSERT_SNAPSHOT = (
+    "INSERT INTO snapshots (stream_id, stream_version, schema_version, state, stream_hash)"
+    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (stream_id) DO UPDATE SET"
+    " stream_version = EXCLUDED.stream_version, schema_version = EXCLUDED.schema_version,"
+    " state = EXCLUDED.state, stream_hash = EXCLUDED.stream_hash, recorded_at = now()"
+)
 
 _COLUMNS = (
     "position, stream_id, stream_version, event_type, schema_version, payload, metadata,"
@@ -52,22 +72,14 @@ def event_hash(
     version: int,
     event_type: str,
     schema_version: int,
-    payload: JSON,
-    metadata: JSON,
+    payload_json: str,
+    metadata_json: str,
     recorded_at: str,
 ) -> bytes:
-    """SHA-256 of the previous hash and the event's canonical JSON."""
-    body = canonical_json(
-        {
-            "stream_id": stream_id,
-            "version": version,
-            "event_type": event_type,
-            "schema_version": schema_version,
-            "payload": payload,
-            "metadata": metadata,
-            "recorded_at": recorded_at,
-        }
-    )
+    """SHA-256 over the previous event's hash and this event's fields, the payload and metadata
+    as canonical JSON (sorted keys, no spaces: the same text whatever Postgres did to the jsonb)."""
+    header = f"{stream_id}\n{version}\n{event_type}\n{schema_version}\n{recorded_at}\n"
+    body = f"{header}{payload_json}\n{metadata_json}"
     return hashlib.sha256(prev_hash + body.encode()).digest()
 
 
@@ -78,8 +90,8 @@ def raw_event_hash(raw: RawEvent) -> bytes:
         version=raw.version,
         event_type=raw.event_type,
         schema_version=raw.schema_version,
-        payload=raw.payload,
-        metadata=raw.metadata,
+        payload_json=canonical_json(raw.payload),
+        metadata_json=canonical_json(raw.metadata),
         recorded_at=format_time(raw.recorded_at),
     )
 
@@ -111,67 +123,57 @@ class PostgresEventStore:
         events: Sequence[object],
         context: CommandContext,
         *,
-        also: Callable[[Transaction, Sequence[RecordedEvent]], None] | None = None,
+        prev_hash: bytes | None = None,
+        also: Sequence[Statement] = (),
         snapshot: SnapshotWrite | None = None,
     ) -> list[RecordedEvent]:
         if not events:
             return []
         try:
-            with self._pool.connection() as conn, conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
-                cur.execute(
-                    "SELECT stream_version, hash FROM events WHERE stream_id = %s"
-                    " ORDER BY stream_version DESC LIMIT 1",
-                    (stream_id,),
-                )
-                head = cur.fetchone()
-                version, prev_hash = (head[0], bytes(head[1])) if head else (0, GENESIS_HASH)
-                if version != expected_version:
-                    raise ConcurrencyConflict(stream_id, expected_version)
-                recorded_at = self._clock.now()
-                rows, recorded = self._encode(
-                    stream_id, version, prev_hash, events, context, recorded_at
-                )
-                cur.executemany(
-                    "INSERT INTO events (stream_id, stream_version, event_id, event_type,"
-                    " schema_version, payload, metadata, recorded_at, prev_hash, hash)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING position",
-                    rows,
-                    returning=True,
-                )
-                positions = []
-                while True:
-                    row = cur.fetchone()
-                    assert row is not None
-                    positions.append(row[0])
-                    if not cur.nextset():
-                        break
-                recorded = [
-                    dataclasses.replace(r, position=p)
-                    for r, p in zip(recorded, positions, strict=True)
-                ]
-                if also is not None:
-                    also(cur, recorded)
-                if snapshot is not None:
-                    cur.execute(
-                        "INSERT INTO snapshots (stream_id, stream_version, schema_version, state)"
-                        " VALUES (%s, %s, %s, %s) ON CONFLICT (stream_id) DO UPDATE SET"
-                        " stream_version = EXCLUDED.stream_version,"
-                        " schema_version = EXCLUDED.schema_version, state = EXCLUDED.state,"
-                        " recorded_at = now()",
-                        (
-                            stream_id,
-                            snapshot.version,
-                            snapshot.schema_version,
-                            Jsonb(snapshot.state),
-                        ),
+            if prev_hash is None:
+                prev_hash = self._hash_at(stream_id, expected_version)
+            # Everything that costs CPU happens before the append lock is taken.
+            rows, recorded = self._encode(stream_id, expected_version, prev_hash, events, context)
+            script = [
+                ("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,)),
+                (
+                    _INSERT_PREFIX + ", ".join([_ROW] * len(rows)) + _INSERT_SUFFIX,
+                    [value for row in rows for value in row],
+                ),
+                *also,
+            ]
+            if snapshot is not None:
+                last = recorded[-1]
+                state = Jsonb(snapshot.state, dumps=canonical_json)
+                script.append(
+                    (
+                        _UPSERT_SNAPSHOT,
+                        (stream_id, last.version, snapshot.schema_version, state, last.hash),
                     )
-                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(positions[-1])))
-            return recorded
+                )
+            with self._pool.connection() as conn, ClientCursor(conn) as cursor:
+                cursor.execute(";\n".join(cursor.mogrify(sql, params) for sql, params in script))
+                cursor.nextset()  # past the lock's result to the insert's
+                positions = [row[0] for row in cursor.fetchall()]
+            return [
+                dataclasses.replace(r, position=p) for r, p in zip(recorded, positions, strict=True)
+            ]
         except psycopg.errors.UniqueViolation as err:
             raise ConcurrencyConflict(stream_id, expected_version) from err
         except psycopg.OperationalError as err:
             raise Unavailable("postgres", str(err)) from err
+
+    def _hash_at(self, stream_id: str, version: int) -> bytes:
+        if version == 0:
+            return GENESIS_HASH
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT hash FROM events WHERE stream_id = %s AND stream_version = %s",
+                (stream_id, version),
+            ).fetchone()
+        if row is None:
+            raise ConcurrencyConflict(stream_id, version)
+        return bytes(row[0])
 
     def _encode(
         self,
@@ -180,26 +182,26 @@ class PostgresEventStore:
         prev_hash: bytes,
         events: Sequence[object],
         context: CommandContext,
-        recorded_at: datetime,
     ) -> tuple[list[tuple[Any, ...]], list[RecordedEvent]]:
         rows: list[tuple[Any, ...]] = []
         recorded: list[RecordedEvent] = []
+        recorded_at = self._clock.now()
         at = format_time(recorded_at)
         for event in events:
             version += 1
             event_type = self._codec.type_name(event)
             schema_version = self._codec.schema_version(event)
-            payload = self._codec.to_payload(event)
             metadata = EventMetadata.new(context)
-            meta_json = metadata_json(metadata)
+            payload = canonical_json(self._codec.to_payload(event))
+            meta = canonical_json(metadata_json(metadata))
             digest = event_hash(
                 prev_hash,
                 stream_id=stream_id,
                 version=version,
                 event_type=event_type,
                 schema_version=schema_version,
-                payload=payload,
-                metadata=meta_json,
+                payload_json=payload,
+                metadata_json=meta,
                 recorded_at=at,
             )
             rows.append(
@@ -209,8 +211,8 @@ class PostgresEventStore:
                     metadata.event_id,
                     event_type,
                     schema_version,
-                    Jsonb(payload, dumps=canonical_json),
-                    Jsonb(meta_json, dumps=canonical_json),
+                    payload,
+                    meta,
                     recorded_at,
                     prev_hash,
                     digest,
@@ -233,19 +235,26 @@ class PostgresEventStore:
         return rows, recorded
 
     def load(self, stream_id: str) -> LoadedStream:
-        with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT stream_version, schema_version, state FROM snapshots WHERE stream_id = %s",
-                (stream_id,),
-            ).fetchone()
-            snapshot = (
-                StoredSnapshot(version=row[0], schema_version=row[1], state=row[2]) if row else None
+        with self._pool.connection() as conn, ClientCursor(conn) as cursor:
+            # Both reads in one round trip (two statements of one simple query).
+            cursor.execute(
+                cursor.mogrify(
+                    "SELECT stream_version, schema_version, state, stream_hash FROM snapshots"
+                    " WHERE stream_id = %(s)s;"
+                    f" SELECT {_COLUMNS} FROM events WHERE stream_id = %(s)s AND stream_version >"
+                    " coalesce((SELECT stream_version FROM snapshots WHERE stream_id = %(s)s), 0)"
+                    " ORDER BY stream_version",
+                    {"s": stream_id},
+                )
             )
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE stream_id = %s AND stream_version > %s"
-                " ORDER BY stream_version",
-                (stream_id, snapshot.version if snapshot else 0),
-            ).fetchall()
+            row = cursor.fetchone()
+            cursor.nextset()
+            rows = cursor.fetchall()
+        snapshot = None
+        if row is not None:
+            snapshot = StoredSnapshot(
+                version=row[0], schema_version=row[1], state=row[2], stream_hash=bytes(row[3])
+            )
         return LoadedStream(
             stream_id=stream_id, snapshot=snapshot, events=tuple(self._decode(r) for r in rows)
         )
@@ -283,13 +292,6 @@ class PostgresEventStore:
         assert row is not None
         return int(row[0])
 
-    def stream_exists(self, stream_id: str) -> bool:
-        with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM events WHERE stream_id = %s AND stream_version = 1", (stream_id,)
-            ).fetchone()
-        return row is not None
-
     def _read_rows(self, after_position: int, limit: int) -> list[TupleRow]:
         with self._pool.connection() as conn:
             rows: list[TupleRow] = conn.execute(
@@ -299,7 +301,10 @@ class PostgresEventStore:
         return rows
 
     def _decode(self, row: TupleRow) -> RecordedEvent:
-        raw = _raw(row)
+        return self.decode(_raw(row))
+
+    def decode(self, raw: RawEvent) -> RecordedEvent:
+        """A stored event, decoded and upcast to its current schema."""
         return RecordedEvent(
             position=raw.position,
             stream_id=raw.stream_id,

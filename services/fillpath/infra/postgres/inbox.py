@@ -29,7 +29,7 @@ class Inbox:
         Returns:
             True if the handler ran, False for a duplicate.
         """
-        with self._pool.connection() as conn, conn.cursor() as cur:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(
                 "INSERT INTO consumer_inbox (consumer, event_id) VALUES (%s, %s)"
                 " ON CONFLICT DO NOTHING",

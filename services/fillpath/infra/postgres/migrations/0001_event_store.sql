@@ -36,12 +36,14 @@ CREATE TRIGGER events_no_truncate
     BEFORE TRUNCATE ON events
     FOR EACH STATEMENT EXECUTE FUNCTION events_are_immutable();
 
--- The latest snapshot of each stream.
+-- The latest snapshot of each stream, with the hash of the event it was taken at (so a writer
+-- that loads from it can extend the hash chain without reading that event).
 CREATE TABLE snapshots (
     stream_id       text        PRIMARY KEY,
     stream_version  integer     NOT NULL,
     schema_version  smallint    NOT NULL,
     state           jsonb       NOT NULL,
+    stream_hash     bytea       NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now()
 );
 
