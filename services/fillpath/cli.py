@@ -218,7 +218,7 @@ def bench() -> None:
 @click.option("--duration", type=click.FloatRange(1, 3600), default=20.0, show_default=True,
               help="Seconds of each measured run.")  # fmt: skip
 @click.option("--concurrency", type=click.IntRange(1, 256), default=16, show_default=True,
-              help="Requests in flight for the throughput run.")  # fmt: skip
+              help="Calls in flight for the throughput run.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def bench_oms(rate: int, duration: float, concurrency: int, as_json: bool) -> None:
     """Submit latency and sustained orders/s through gRPC with durable commits."""

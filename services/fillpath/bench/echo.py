@@ -3,12 +3,15 @@ interceptors): the baseline of `fillpath bench`. Run as ``python -m fillpath.ben
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
 
 import grpc
 
 from fillpath.api.v1 import diagnostics_pb2, diagnostics_pb2_grpc
 from fillpath.infra.grpc_server import ServiceBinding, create_server, wait_for_signal
+from fillpath.infra.workers import run_workers
 
 
 class EchoServicer(diagnostics_pb2_grpc.EchoServiceServicer):
@@ -24,13 +27,20 @@ class EchoServicer(diagnostics_pb2_grpc.EchoServiceServicer):
         )
 
 
-def main() -> None:
-    address = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:0"
-    running = create_server(address, [EchoServicer().binding()])
+def serve_worker(index: int, address: str, ready: Any) -> None:
+    running = create_server(address, [EchoServicer().binding()], max_workers=16, share_port=True)
     running.server.start()
-    print(f"fillpath-echo listening on {address.rsplit(':', 1)[0]}:{running.port}", flush=True)
+    ready.put(index)
     wait_for_signal()
     running.stop(1.0)
+
+
+def main() -> None:
+    """Serves like the OMS does: one process per core on one port."""
+    processes = os.cpu_count() or 1
+    address, wait = run_workers(processes, "127.0.0.1:0", serve_worker)
+    print(f"fillpath-echo ({processes} processes) listening on {address}", flush=True)
+    sys.exit(wait())
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ class PostgresSettings:
     dsn: str = ""
     """Connection string of an external Postgres 14+; empty starts the embedded server."""
 
-    pool_size: int = 16
-    """Connections per process; one per concurrent gRPC call is plenty."""
+    pool_size: int = 8
+    """Connections per process. Appends share one per group commit, so reads need the rest."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,7 +38,7 @@ class OmsSettings:
     snapshot_every: int = 50
     """Store a snapshot of an order stream each time it grows by this many events."""
 
-    max_workers: int = 32
+    max_workers: int = 16
     """gRPC worker threads per process: the most calls served at once, streams included."""
 
     processes: int = 0
@@ -68,12 +68,12 @@ class Settings:
         return cls(
             data_dir=Path(get("DATA_DIR")) if get("DATA_DIR") else _default_data_dir(),
             config_dir=Path(get("CONFIG_DIR")) if get("CONFIG_DIR") else None,
-            postgres=PostgresSettings(dsn=get("PG_DSN"), pool_size=int(get("PG_POOL_SIZE", "16"))),
+            postgres=PostgresSettings(dsn=get("PG_DSN"), pool_size=int(get("PG_POOL_SIZE", "8"))),
             redis=RedisSettings(url=get("REDIS_URL")),
             oms=OmsSettings(
                 address=get("OMS_ADDRESS", "127.0.0.1:50051"),
                 snapshot_every=int(get("SNAPSHOT_EVERY", "50")),
-                max_workers=int(get("OMS_MAX_WORKERS", "32")),
+                max_workers=int(get("OMS_MAX_WORKERS", "16")),
                 processes=int(get("OMS_PROCESSES", "0")),
             ),
             trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),

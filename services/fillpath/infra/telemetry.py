@@ -33,10 +33,16 @@ _tracer = trace.get_tracer("fillpath")
 
 
 def configure_tracing(service: str, console: bool = False) -> None:
-    """Installs the SDK tracer provider; `console` prints finished spans (for debugging)."""
+    """Records spans when they go somewhere: `console` prints finished ones (debugging).
+
+    Without an exporter the default no-op provider stays: calls still continue the caller's
+    trace, and events still carry its traceparent, without the cost of recording spans that
+    nobody will read.
+    """
+    if not console:
+        return
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    if console:
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     trace.set_tracer_provider(provider)
 
 

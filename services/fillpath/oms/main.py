@@ -89,7 +89,7 @@ def start_oms(
     reference = load_reference_data(settings.config_dir)
     pool = open_pool(pg_dsn, settings.postgres.pool_size, name="oms")
     store = PostgresEventStore(pool, order_codec(), clock)
-    notifier = PositionNotifier(pg_dsn).start()
+    notifier = PositionNotifier(pg_dsn)
     bus = bus or InProcessBus()
     relay = OutboxRelay(pool, store, bus, notifier, topic_of=lambda _type: ORDERS_TOPIC)
     if bus.listens_to(ORDERS_TOPIC):

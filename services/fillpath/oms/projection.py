@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from fillpath.core.enums import OrderStatus
@@ -22,18 +21,16 @@ from fillpath.core.errors import InvalidArgument
 from fillpath.core.events import OrderEvent
 from fillpath.core.orders import Order
 from fillpath.core.parent_order import ParentOrder
-from fillpath.infra.codec import canonical_json, decode, encode, format_time, parse_time
+from fillpath.infra.codec import decode, encode, format_time, parse_time
 from fillpath.infra.event_store import Statement
 from fillpath.infra.postgres.event_store import APPEND_LOCK, PostgresEventStore
 from fillpath.infra.postgres.schema import MigrationSet
 
 OMS_MIGRATIONS = MigrationSet("oms", "fillpath.oms")
 
+# Rows travel as one JSON array, matched to the table's columns by name.
 _UPSERT = """
-INSERT INTO order_view (order_id, stream_id, parent_order_id, client_order_id, account, portfolio,
-    symbol, side, status, quantity, filled_quantity, leaves_quantity, working_quantity, fees_nanos,
-    venue, created_at, updated_at, stream_version, document)
-VALUES {values}
+INSERT INTO order_view SELECT * FROM json_populate_recordset(NULL::order_view, %s::json)
 ON CONFLICT (order_id) DO UPDATE SET
     status = EXCLUDED.status, quantity = EXCLUDED.quantity,
     filled_quantity = EXCLUDED.filled_quantity, leaves_quantity = EXCLUDED.leaves_quantity,
@@ -41,9 +38,6 @@ ON CONFLICT (order_id) DO UPDATE SET
     updated_at = EXCLUDED.updated_at, stream_version = EXCLUDED.stream_version,
     document = EXCLUDED.document
 """
-
-
-_ROW = "(" + ", ".join(["%s"] * 19) + ")"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,44 +49,44 @@ class OrderRow:
     fees_nanos: int
 
 
-def projection_rows(aggregate: ParentOrder, order_ids: Iterable[str]) -> list[tuple[Any, ...]]:
+def projection_rows(aggregate: ParentOrder, order_ids: Iterable[str]) -> list[dict[str, Any]]:
     """The rows of `order_ids` (and the parent's, always: its working quantity moves with its
     children) as `aggregate` now stands. Built before the append takes its lock."""
     ids = dict.fromkeys([aggregate.order_id, *order_ids])
     return [_row(aggregate, aggregate.order(i)) for i in ids]
 
 
-def upsert_statement(rows: list[tuple[Any, ...]]) -> Statement:
+def upsert_statement(rows: list[dict[str, Any]]) -> Statement:
     """One statement writing `rows`, to run in the append's transaction."""
-    values = ", ".join([_ROW] * len(rows))
-    return _UPSERT.format(values=values), [value for row in rows for value in row]
+    return _UPSERT, (json.dumps(rows, separators=(",", ":")),)
 
 
-def _row(aggregate: ParentOrder, order: Order) -> tuple[Any, ...]:
+def _row(aggregate: ParentOrder, order: Order) -> dict[str, Any]:
     is_parent = order is aggregate.parent
     document = encode(order)
     document["exec_ids"] = []  # kept in the stream; a listing does not need them
-    return (
-        order.order_id,
-        aggregate.order_id,
-        order.terms.parent_order_id,
-        order.terms.client_order_id,
-        order.terms.account,
-        order.terms.portfolio,
-        order.terms.symbol,
-        int(order.terms.side),
-        int(order.status),
-        order.quantity,
-        order.filled_quantity,
-        order.leaves_quantity,
-        aggregate.working_quantity if is_parent else 0,
-        aggregate.fees_nanos if is_parent else order.fees_nanos,
-        order.terms.venue,
-        order.created_at,
-        order.updated_at,
-        order.version,
-        Jsonb(document, dumps=canonical_json),
-    )
+    terms = order.terms
+    return {
+        "order_id": order.order_id,
+        "stream_id": aggregate.order_id,
+        "parent_order_id": terms.parent_order_id,
+        "client_order_id": terms.client_order_id,
+        "account": terms.account,
+        "portfolio": terms.portfolio,
+        "symbol": terms.symbol,
+        "side": int(terms.side),
+        "status": int(order.status),
+        "quantity": order.quantity,
+        "filled_quantity": order.filled_quantity,
+        "leaves_quantity": order.leaves_quantity,
+        "working_quantity": aggregate.working_quantity if is_parent else 0,
+        "fees_nanos": aggregate.fees_nanos if is_parent else order.fees_nanos,
+        "venue": terms.venue,
+        "created_at": document["created_at"],
+        "updated_at": document["updated_at"],
+        "stream_version": order.version,
+        "document": document,
+    }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,19 +1,20 @@
 """The event store on Postgres (see fillpath.infra.event_store for the port).
 
-An append is one transaction and one round trip: the events are encoded and hashed first, then
-a single multi-statement query (which Postgres runs as one implicit transaction) takes the
-global append lock, inserts the events (a version already taken fails the unique key: that is
-the optimistic concurrency check), runs the caller's inline projection statements, stores a
-snapshot if given and notifies listeners. The commit is synchronous, so an append that returns
-is durable. The lock serialises appends so positions become visible strictly in order (the
-outbox relay and update streams read by position and must never skip one); it is held only for
-the statements of the append and its commit.
+The events of an append are encoded and hashed first; then the append joins a group commit
+(fillpath.infra.postgres.group_commit): one multi-statement query, which Postgres runs as one
+transaction, takes the global append lock, inserts the events of every append in the batch (a
+version already taken fails the unique key: that is the optimistic concurrency check), runs
+their inline projection statements, stores snapshots and notifies listeners. The commit is
+synchronous, so an append that returns is durable. The lock serialises appends so positions
+become visible strictly in order (the outbox relay and update streams read by position and must
+never skip one).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,19 +38,23 @@ from fillpath.infra.event_store import (
     Statement,
     StoredSnapshot,
 )
+from fillpath.infra.postgres.group_commit import GroupCommitter, PendingAppend
 
 APPEND_LOCK = 0x4150504E44  # "APPND": held by every append, and by projection rebuilds
 NOTIFY_CHANNEL = "fillpath_events"
 
-_INSERT_PREFIX = (
+# The events of an append travel as one JSON array (one bound parameter, not ten per event).
+_INSERT = (
     "WITH inserted AS (INSERT INTO events (stream_id, stream_version, event_id, event_type,"
-    " schema_version, payload, metadata, recorded_at, prev_hash, hash) VALUES "
-)
-_ROW = "(%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s)"
-# One notification per append, delivered at commit; identical payloads in one transaction fold.
-_INSERT_SUFFIX = (
-    " RETURNING position) SELECT position,"
-    " pg_notify('fillpath_events', (SELECT max(position) FROM inserted)::text)"
+    " schema_version, payload, metadata, recorded_at, prev_hash, hash)"
+    " SELECT r.stream_id, r.stream_version, r.event_id, r.event_type, r.schema_version,"
+    " r.payload, r.metadata, r.recorded_at, decode(r.prev_hash, 'hex'), decode(r.hash, 'hex')"
+    " FROM json_to_recordset(%s::json) AS r(stream_id text, stream_version integer,"
+    " event_id uuid, event_type text, schema_version smallint, payload jsonb, metadata jsonb,"
+    " recorded_at timestamptz, prev_hash text, hash text)"
+    " ORDER BY r.stream_version RETURNING position)"
+    # One notification per append, delivered at commit.
+    " SELECT position, pg_notify('fillpath_events', (SELECT max(position) FROM inserted)::text)"
     " FROM inserted ORDER BY position"
 )
 _UPSERT_SNAPSHOT = (
@@ -111,6 +116,7 @@ class PostgresEventStore:
         self._pool = pool
         self._codec = codec
         self._clock = clock
+        self._committer = GroupCommitter(pool, ("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,)))
 
     @property
     def codec(self) -> EventCodec:
@@ -134,27 +140,17 @@ class PostgresEventStore:
                 prev_hash = self._hash_at(stream_id, expected_version)
             # Everything that costs CPU happens before the append lock is taken.
             rows, recorded = self._encode(stream_id, expected_version, prev_hash, events, context)
-            script = [
-                ("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,)),
-                (
-                    _INSERT_PREFIX + ", ".join([_ROW] * len(rows)) + _INSERT_SUFFIX,
-                    [value for row in rows for value in row],
-                ),
-                *also,
-            ]
+            statements: list[Statement] = [(_INSERT, (rows,)), *also]
             if snapshot is not None:
                 last = recorded[-1]
                 state = Jsonb(snapshot.state, dumps=canonical_json)
-                script.append(
+                statements.append(
                     (
                         _UPSERT_SNAPSHOT,
                         (stream_id, last.version, snapshot.schema_version, state, last.hash),
                     )
                 )
-            with self._pool.connection() as conn, ClientCursor(conn) as cursor:
-                cursor.execute(";\n".join(cursor.mogrify(sql, params) for sql, params in script))
-                cursor.nextset()  # past the lock's result to the insert's
-                positions = [row[0] for row in cursor.fetchall()]
+            positions = self._committer.commit(PendingAppend(statements))
             return [
                 dataclasses.replace(r, position=p) for r, p in zip(recorded, positions, strict=True)
             ]
@@ -182,8 +178,9 @@ class PostgresEventStore:
         prev_hash: bytes,
         events: Sequence[object],
         context: CommandContext,
-    ) -> tuple[list[tuple[Any, ...]], list[RecordedEvent]]:
-        rows: list[tuple[Any, ...]] = []
+    ) -> tuple[str, list[RecordedEvent]]:
+        """The rows to insert, as one JSON array, and the events as they will be recorded."""
+        rows: list[str] = []
         recorded: list[RecordedEvent] = []
         recorded_at = self._clock.now()
         at = format_time(recorded_at)
@@ -204,19 +201,12 @@ class PostgresEventStore:
                 metadata_json=meta,
                 recorded_at=at,
             )
+            # Written by hand so the payload's canonical JSON text is embedded as it is.
             rows.append(
-                (
-                    stream_id,
-                    version,
-                    metadata.event_id,
-                    event_type,
-                    schema_version,
-                    payload,
-                    meta,
-                    recorded_at,
-                    prev_hash,
-                    digest,
-                )
+                f'{{"stream_id":{json.dumps(stream_id)},"stream_version":{version},'
+                f'"event_id":"{metadata.event_id}","event_type":{json.dumps(event_type)},'
+                f'"schema_version":{schema_version},"payload":{payload},"metadata":{meta},'
+                f'"recorded_at":"{at}","prev_hash":"{prev_hash.hex()}","hash":"{digest.hex()}"}}'
             )
             recorded.append(
                 RecordedEvent(
@@ -232,7 +222,7 @@ class PostgresEventStore:
                 )
             )
             prev_hash = digest
-        return rows, recorded
+        return "[" + ",".join(rows) + "]", recorded
 
     def load(self, stream_id: str) -> LoadedStream:
         with self._pool.connection() as conn, ClientCursor(conn) as cursor:

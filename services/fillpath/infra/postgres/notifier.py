@@ -2,7 +2,9 @@
 
 Each append ends with ``pg_notify('fillpath_events', <last position>)``, delivered when it
 commits. One listening connection per process turns those into a condition readers wait on,
-with a timeout as the fallback if a notification is ever missed (they then poll).
+with a timeout as the fallback if a notification is ever missed (they then poll). It starts
+listening when the first reader waits: a process nobody reads the log in (an OMS serving only
+commands) is not woken by every commit.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ class PositionNotifier:
         self._stopped = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-notifier", daemon=True)
+        self._start_lock = threading.Lock()
 
     def start(self) -> PositionNotifier:
-        self._thread.start()
+        """Starts listening now (otherwise the first `wait_beyond` does)."""
+        with self._start_lock:
+            if not self._thread.is_alive() and not self._stopped.is_set():
+                self._thread.start()
         self._ready.wait(timeout=10)
         return self
 
@@ -35,7 +41,8 @@ class PositionNotifier:
         self._stopped.set()
         with self._condition:
             self._condition.notify_all()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     @property
     def latest(self) -> int:
@@ -43,6 +50,8 @@ class PositionNotifier:
 
     def wait_beyond(self, position: int, timeout: float) -> int:
         """Waits until an event after `position` is known, or `timeout` seconds pass."""
+        if not self._thread.is_alive():
+            self.start()
         with self._condition:
             self._condition.wait_for(
                 lambda: self._latest > position or self._stopped.is_set(), timeout=timeout

@@ -1,0 +1,107 @@
+"""Group commit: appends that arrive while a commit is in flight go together in the next one.
+
+Each append is a list of SQL statements, its event insert first. A batch is one transaction:
+the append lock, every append's statements, the commit — one round trip, one lock acquisition
+and one fsync for all of them, instead of a queue of backends each waiting for the lock (on
+this kind of machine every wake-up of a waiting backend costs a fraction of a millisecond).
+
+Whoever finds no commit in flight leads: it runs the batch of everything queued, hands every
+caller its result, and passes the lead to the first caller that queued meanwhile — no extra
+thread, no extra hop. When a batch fails, its appends are run again one by one, so one append's
+conflict is reported to that append alone. Nobody is answered before their batch committed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import ClientCursor
+from psycopg_pool import ConnectionPool
+
+from fillpath.infra.event_store import Statement
+
+
+@dataclass(eq=False)
+class PendingAppend:
+    """One append's statements; the first must return the inserted positions."""
+
+    statements: list[Statement]
+    positions: list[int] | None = None
+    error: BaseException | None = None
+    promoted: bool = False
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def result(self) -> list[int]:
+        if self.error is not None:
+            raise self.error
+        assert self.positions is not None
+        return self.positions
+
+
+class GroupCommitter:
+    def __init__(self, pool: ConnectionPool[Any], prefix: Statement, max_batch: int = 64) -> None:
+        """`prefix` runs first in every batch (the append lock)."""
+        self._pool = pool
+        self._prefix = prefix
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._queue: list[PendingAppend] = []
+        self._busy = False
+
+    def commit(self, append: PendingAppend) -> list[int]:
+        """Runs `append` in the next batch; returns its positions once that batch committed."""
+        with self._lock:
+            self._queue.append(append)
+            leading = not self._busy
+            self._busy = True
+        if not leading:
+            append.ready.wait()
+            if not append.promoted:
+                return append.result()
+        with self._lock:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+        self._run(batch)
+        with self._lock:
+            if self._queue:
+                successor = self._queue[0]
+                successor.promoted = True
+                successor.ready.set()
+            else:
+                self._busy = False
+        return append.result()
+
+    def _run(self, batch: list[PendingAppend]) -> None:
+        try:
+            for append, positions in zip(batch, self._execute(batch), strict=True):
+                append.positions = positions
+        except psycopg.Error as err:
+            if len(batch) == 1:
+                batch[0].error = err
+            else:  # find whose append failed: run each on its own
+                for append in batch:
+                    try:
+                        (append.positions,) = self._execute([append])
+                    except psycopg.Error as single:
+                        append.error = single
+        except Exception as err:
+            for append in batch:
+                append.error = err
+        for append in batch:
+            append.ready.set()
+
+    def _execute(self, batch: list[PendingAppend]) -> list[list[int]]:
+        script = [self._prefix, *(s for append in batch for s in append.statements)]
+        with self._pool.connection() as conn, ClientCursor(conn) as cursor:
+            # One simple query of many statements: Postgres runs it as one transaction.
+            cursor.execute(";\n".join(cursor.mogrify(sql, params) for sql, params in script))
+            results = []
+            for append in batch:
+                cursor.nextset()  # onto this append's insert
+                results.append([row[0] for row in cursor.fetchall()])
+                for _ in append.statements[1:]:
+                    cursor.nextset()
+            return results
