@@ -72,7 +72,10 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 
 @pytest.fixture
 def oms_runtime(pg_dsn: str, redis_url: str, tmp_path: Path) -> Iterator[OmsRuntime]:
-    settings = Settings(data_dir=tmp_path, oms=OmsSettings(address="127.0.0.1:0", snapshot_every=5))
+    settings = Settings(
+        data_dir=tmp_path,
+        oms=OmsSettings(address="127.0.0.1:0", snapshot_every=5, expiry_interval=0.1),
+    )
     runtime = start_oms(settings, pg_dsn, redis_url)
     yield runtime
     runtime.stop(grace=1.0)

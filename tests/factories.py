@@ -158,7 +158,9 @@ def sample_events() -> list[Any]:
     return [
         OrderSubmitted(order_id=oid, occurred_at=t, terms=terms),
         ChildOrderPlaced(order_id=cid, occurred_at=t, terms=child),
-        OrderAccepted(order_id=cid, occurred_at=t, exec_id="a1", venue_order_id="V-9"),
+        OrderAccepted(
+            order_id=cid, occurred_at=t, exec_id="a1", venue_order_id="V-9", expires_at=at(99)
+        ),
         OrderRejected(
             order_id=cid, occurred_at=t, exec_id="r1", code=RejectCode.VENUE, reason="no"
         ),

@@ -6,10 +6,14 @@ from __future__ import annotations
 import itertools
 import shutil
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -386,3 +390,37 @@ def test_health_and_reflection_answer(oms_runtime: OmsRuntime) -> None:
         )
         names = {s.name for s in answer.list_services_response.service}
         assert {"fillpath.v1.OrderManagementService", "grpc.health.v1.Health"} <= names
+
+
+def test_gtd_order_expires_on_time_and_a_late_fill_still_counts(oms: Stub) -> None:
+    expire = datetime.now(UTC) + timedelta(seconds=1)
+    request = submit_request("gtd", time_in_force=C.TIME_IN_FORCE_GTD)
+    request.expire_time.FromDatetime(expire)
+    parent = oms.SubmitOrder(request).order
+    assert parent.expires_at.ToDatetime(tzinfo=UTC) == expire.replace(
+        microsecond=expire.microsecond
+    )
+    (child,) = children(oms, parent.terms.order_id, 2_000)
+    deadline = time.monotonic() + 10
+    while (
+        oms.GetOrder(oms_pb2.GetOrderRequest(order_id=child)).order.status
+        != C.ORDER_STATUS_PENDING_CANCEL
+    ):
+        assert time.monotonic() < deadline, "the order did not expire"
+        time.sleep(0.05)
+    got = oms.GetOrder(oms_pb2.GetOrderRequest(order_id=parent.terms.order_id)).order
+    assert got.status == C.ORDER_STATUS_EXPIRED
+    late = fill(oms, child, "late-1", 500)
+    assert (late.parent.status, late.parent.filled_quantity) == (C.ORDER_STATUS_EXPIRED, 500)
+    trail = oms.GetOrderHistory(oms_pb2.GetOrderHistoryRequest(order_id=parent.terms.order_id))
+    expired = [e for e in trail.entries if e.event.event_type == "OrderExpired"]
+    assert [(e.summary, e.event.metadata.actor) for e in expired] == [
+        ("expired: GTD expire time", "oms:expiry")
+    ]
+
+
+def test_day_order_is_accepted_to_expire_at_the_session_close(oms: Stub) -> None:
+    order = submit(oms, "day")
+    close = order.expires_at.ToDatetime(tzinfo=UTC)
+    assert close > datetime.now(UTC)
+    assert close.astimezone(ZoneInfo("America/New_York")).time() == dt_time(16, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fillpath.core.commands import AmendOrder, CancelOrder, PlaceChildOrders
-from fillpath.core.enums import ExecType, OrderStatus, OrderType, RejectCode
+from fillpath.core.enums import ExecType, OrderStatus, OrderType, RejectCode, TimeInForce
 from fillpath.core.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -240,3 +240,25 @@ def test_retried_child_placement_returns_the_children_even_after_the_parent_fill
     (child,) = place(aggregate, child_request(1, quantity=1_000))
     aggregate.apply_report(fill(child, "f", 1_000), at(2))
     assert place(aggregate, child_request(1, quantity=1_000)) == []
+
+
+def test_due_parent_expires_and_asks_its_venues_to_cancel_working_children() -> None:
+    aggregate, _ = ParentOrder.submit(parent_terms(), T0, None, expires_at=at(60))
+    first, second = place(aggregate, child_request(1), child_request(2))
+    aggregate.apply_report(fill(first, "f1", 1_000), at(10))
+    assert aggregate.expire(at(59)) == []
+    events = aggregate.expire(at(60))
+    assert [(type(e).__name__, e.order_id) for e in events] == [
+        ("OrderCancelRequested", second),
+        ("OrderExpired", aggregate.order_id),
+    ]
+    assert (aggregate.parent.status, aggregate.parent.leaves_quantity) == (S.EXPIRED, 0)
+    # A fill the venue made before it canceled still counts; the parent stays expired.
+    aggregate.apply_report(fill(second, "f2", 400), at(61))
+    assert (aggregate.parent.status, aggregate.parent.filled_quantity) == (S.EXPIRED, 1_400)
+    assert aggregate.expire(at(62)) == []
+
+
+def test_parent_without_expiry_never_expires() -> None:
+    aggregate = accepted_parent(time_in_force=TimeInForce.GTC)
+    assert aggregate.expire(at(10**7)) == []

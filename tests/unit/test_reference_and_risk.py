@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,35 @@ def test_rejection_says_the_limit_and_the_value() -> None:
     assert rejection is not None
     assert "20,000" in rejection.reason
     assert "10,000" in rejection.reason
+
+
+def test_day_orders_expire_at_the_next_session_close_in_exchange_time() -> None:
+    acme = instrument()  # 16:00 America/New_York
+    morning = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)  # 09:30 in New York
+    evening = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)  # 17:00 in New York
+    assert acme.session_close_after(morning) == datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+    assert acme.session_close_after(evening) == datetime(2026, 11, 21, 21, 0, tzinfo=UTC)
+    summer = datetime(2026, 7, 1, 14, 0, tzinfo=UTC)  # daylight saving: close is 20:00 UTC
+    assert acme.session_close_after(summer) == datetime(2026, 7, 1, 20, 0, tzinfo=UTC)
+
+
+def test_bad_session_settings_are_named() -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        instruments_from_mapping(
+            {
+                "instruments": [
+                    {
+                        "symbol": "A",
+                        "tick_size": "0.01",
+                        "adv": 10,
+                        "reference_price": "1.00",
+                        "session_close": "25:99",
+                        "timezone": "Mars/Olympus",
+                    }
+                ]
+            }
+        )
+    assert {v.field for v in raised.value.violations} == {
+        "instruments[0].session_close",
+        "instruments[0].timezone",
+    }

@@ -52,6 +52,8 @@ class OrderAccepted(OrderEvent):
 
     exec_id: str | None = None
     venue_order_id: str | None = None
+    # Parents: when the OMS will expire the order (GTD: its expire time; DAY: session close).
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fillpath.core.errors import FieldViolation, InvalidArgument
 from fillpath.core.price import Price
@@ -27,6 +29,23 @@ class Instrument:
     adv: int
     # Previous close: the reference for price collars and for the notional of market orders.
     reference_price: Price
+    # When the regular session closes, in the exchange's time zone: DAY orders expire then.
+    session_close: time = time(16, 0)
+    timezone: str = "America/New_York"
+
+    def session_close_after(self, moment: datetime) -> datetime:
+        """The first session close at or after `moment` (UTC), as UTC.
+
+        No holiday calendar yet: every day has a session.
+        """
+        zone = ZoneInfo(self.timezone)
+        local = moment.astimezone(zone)
+        close = datetime.combine(local.date(), self.session_close, tzinfo=zone)
+        if close < local:
+            close = datetime.combine(
+                local.date() + timedelta(days=1), self.session_close, tzinfo=zone
+            )
+        return close.astimezone(UTC)
 
     def price_violation(self, price: Price) -> str | None:
         """Why `price` cannot be used for this instrument, or None."""
@@ -91,10 +110,33 @@ def instruments_from_mapping(data: Mapping[str, Any]) -> dict[str, Instrument]:
                 lot_size=lot,
                 adv=adv,
                 reference_price=reference,
+                **_session(entry, path, violations),
             )
     if violations:
         raise InvalidArgument(violations)
     return table
+
+
+def _session(
+    entry: Mapping[str, Any], path: str, violations: list[FieldViolation]
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if "session_close" in entry:
+        try:
+            found["session_close"] = time.fromisoformat(str(entry["session_close"]))
+        except ValueError:
+            violations.append(
+                FieldViolation(f"{path}.session_close", entry["session_close"], "must be HH:MM")
+            )
+    if "timezone" in entry:
+        try:
+            ZoneInfo(str(entry["timezone"]))
+            found["timezone"] = str(entry["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            violations.append(
+                FieldViolation(f"{path}.timezone", entry["timezone"], "not an IANA time zone")
+            )
+    return found
 
 
 def _price(

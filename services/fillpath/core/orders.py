@@ -168,6 +168,7 @@ class Order:
     pending_quantity: int | None = None
     pending_limit_price: Price | None = None
     venue_order_id: str | None = None
+    expires_at: datetime | None = None
     reject_code: RejectCode | None = None
     reject_reason: str = ""
     created_at: datetime
@@ -260,8 +261,9 @@ class Order:
             self.pending_quantity = self.pending_limit_price = None
         elif isinstance(event, OrderReplaceRejected):
             self.pending_quantity = self.pending_limit_price = None
-        elif isinstance(event, OrderAccepted) and event.venue_order_id:
-            self.venue_order_id = event.venue_order_id
+        elif isinstance(event, OrderAccepted):
+            self.venue_order_id = event.venue_order_id or self.venue_order_id
+            self.expires_at = event.expires_at or self.expires_at
         elif isinstance(event, OrderRejected):
             self.reject_code = event.code
             self.reject_reason = event.reason

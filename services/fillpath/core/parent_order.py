@@ -152,14 +152,18 @@ class ParentOrder:
 
     @staticmethod
     def submit(
-        terms: OrderTerms, now: datetime, rejection: RiskRejection | None
+        terms: OrderTerms,
+        now: datetime,
+        rejection: RiskRejection | None,
+        expires_at: datetime | None = None,
     ) -> tuple[ParentOrder, list[OrderEvent]]:
-        """A new parent order: submitted, then accepted or rejected by pre-trade checks."""
+        """A new parent order: submitted, then accepted (to expire at `expires_at`, if any) or
+        rejected by pre-trade checks."""
         submitted = OrderSubmitted(order_id=terms.order_id, occurred_at=now, terms=terms)
         aggregate = ParentOrder(Order.create(terms, now, 1), version=1)
         verdict: OrderEvent
         if rejection is None:
-            verdict = OrderAccepted(order_id=terms.order_id, occurred_at=now)
+            verdict = OrderAccepted(order_id=terms.order_id, occurred_at=now, expires_at=expires_at)
         else:
             verdict = OrderRejected(
                 order_id=terms.order_id,
@@ -341,6 +345,26 @@ class ParentOrder:
                     limit_price=limit_price,
                 )
             self._record(events, outcome)
+        return events
+
+    def expire(self, now: datetime) -> list[OrderEvent]:
+        """Expires the parent if its time has come: asks its venues to cancel the working child
+        orders and records the parent EXPIRED. Fills they report afterwards still count (the
+        lifecycle's late-fill edges); a parent already done, or not due, records nothing."""
+        parent = self.parent
+        if parent.status.is_terminal or parent.expires_at is None or parent.expires_at > now:
+            return []
+        events: list[OrderEvent] = []
+        for child in self.live_children():
+            if child.status is not OrderStatus.PENDING_CANCEL:
+                self._record(
+                    events,
+                    OrderCancelRequested(
+                        order_id=child.order_id, occurred_at=now, reason="parent expired"
+                    ),
+                )
+        reason = "GTD expire time" if parent.terms.expire_time else "end of the trading day"
+        self._record(events, OrderExpired(order_id=parent.order_id, occurred_at=now, reason=reason))
         return events
 
     # ---- internals --------------------------------------------------------------------------

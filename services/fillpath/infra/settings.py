@@ -41,6 +41,9 @@ class OmsSettings:
     max_workers: int = 16
     """gRPC worker threads per process: the most calls served at once, streams included."""
 
+    expiry_interval: float = 1.0
+    """Seconds between sweeps for GTD and DAY orders whose expiry has come."""
+
     processes: int = 0
     """Processes serving on the one port (`python -m fillpath.oms.main`); 0 = one per core."""
 
@@ -75,6 +78,7 @@ class Settings:
                 snapshot_every=int(get("SNAPSHOT_EVERY", "50")),
                 max_workers=int(get("OMS_MAX_WORKERS", "16")),
                 processes=int(get("OMS_PROCESSES", "0")),
+                expiry_interval=float(get("OMS_EXPIRY_INTERVAL", "1.0")),
             ),
             trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),
         )

@@ -35,6 +35,7 @@ from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.settings import Settings
 from fillpath.infra.telemetry import configure_tracing
 from fillpath.infra.workers import run_workers
+from fillpath.oms.expiry import ExpirySweeper
 from fillpath.oms.projection import OMS_MIGRATIONS, OrderViews
 from fillpath.oms.service import OrderManagement
 from fillpath.oms.servicer import OrderManagementServicer
@@ -55,6 +56,7 @@ class OmsRuntime:
     notifier: PositionNotifier
     bus: Bus
     relay: OutboxRelay
+    sweeper: ExpirySweeper
     server: RunningServer
     redis_client: redis.Redis
 
@@ -64,6 +66,7 @@ class OmsRuntime:
 
     def stop(self, grace: float = 5.0) -> None:
         self.server.stop(grace)
+        self.sweeper.stop()
         self.relay.stop()
         self.bus.close()
         self.notifier.stop()
@@ -105,7 +108,8 @@ def start_oms(
         clock,
         snapshot_every=settings.oms.snapshot_every,
     )
-    servicer = OrderManagementServicer(oms, OrderViews(pool), store, notifier)
+    views = OrderViews(pool)
+    servicer = OrderManagementServicer(oms, views, store, notifier)
     server = create_server(
         settings.oms.address,
         [servicer.binding()],
@@ -113,12 +117,14 @@ def start_oms(
         share_port=share_port,
     )
     server.server.start()
+    sweeper = ExpirySweeper(oms, views, clock, settings.oms.expiry_interval).start()
     return OmsRuntime(
         pool=pool,
         store=store,
         notifier=notifier,
         bus=bus,
         relay=relay,
+        sweeper=sweeper,
         server=server,
         redis_client=redis_client,
     )

@@ -290,6 +290,8 @@ def order_message(
         message.avg_price_nanos = avg.nanos
     message.created_at.FromDatetime(order.created_at)
     message.updated_at.FromDatetime(order.updated_at)
+    if order.expires_at is not None:
+        message.expires_at.FromDatetime(order.expires_at)
     message.children.extend(order_message(c) for c in children)
     return message
 

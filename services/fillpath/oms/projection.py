@@ -82,6 +82,7 @@ def _row(aggregate: ParentOrder, order: Order) -> dict[str, Any]:
         "working_quantity": aggregate.working_quantity if is_parent else 0,
         "fees_nanos": aggregate.fees_nanos if is_parent else order.fees_nanos,
         "venue": terms.venue,
+        "expires_at": document["expires_at"],
         "created_at": document["created_at"],
         "updated_at": document["updated_at"],
         "stream_version": order.version,
@@ -163,6 +164,17 @@ class OrderViews:
             OrderRow(order=decode(Order, r[4]), working_quantity=r[2], fees_nanos=r[3])
             for r in page
         ], token
+
+    def due_for_expiry(self, now: datetime, limit: int = 100) -> list[str]:
+        """Live parent orders whose expiry has come, oldest expiry first."""
+        live = [int(s) for s in OrderStatus if not s.is_terminal]
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT order_id FROM order_view WHERE expires_at <= %s"
+                " AND status = ANY(%s) AND parent_order_id IS NULL ORDER BY expires_at LIMIT %s",
+                (now, live, limit),
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def snapshot_rows(self) -> list[tuple[Any, ...]]:
         """Every row, in order id order: what a rebuild must reproduce exactly."""

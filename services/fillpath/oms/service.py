@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from fillpath.core.clock import Clock
 from fillpath.core.commands import (
@@ -59,6 +60,15 @@ class Outcome:
         return not self.events
 
 
+def _expiry(command: SubmitOrder, instrument: Instrument, now: datetime) -> datetime | None:
+    """When an accepted order expires: GTD at its expire time, DAY at the session close."""
+    if command.time_in_force is TimeInForce.GTD:
+        return command.expire_time
+    if command.time_in_force is TimeInForce.DAY:
+        return instrument.session_close_after(now)
+    return None  # GTC lives until canceled; IOC/FOK are the algorithm's to finish at once
+
+
 class OrderManagement:
     def __init__(
         self,
@@ -98,7 +108,10 @@ class OrderManagement:
             and not self._rate_limiter.acquire(account.account_id, limit)
         ):
             rejection = rate_limit_rejection(limit)
-        aggregate, events = ParentOrder.submit(terms, self._clock.now(), rejection)
+        now = self._clock.now()
+        aggregate, events = ParentOrder.submit(
+            terms, now, rejection, _expiry(command, instrument, now)
+        )
         try:
             self._append(aggregate, 0, GENESIS_HASH, events, context)
         except ConcurrencyConflict:
@@ -181,6 +194,10 @@ class OrderManagement:
             return aggregate.place_children(command, self._clock.now())
 
         return self._execute(command.parent_order_id, decide, context)
+
+    def expire(self, order_id: str, context: CommandContext) -> Outcome:
+        """Expires the parent `order_id` if its expiry has come (see `ParentOrder.expire`)."""
+        return self._execute(order_id, lambda a: a.expire(self._clock.now()), context)
 
     def apply_report(self, command: ApplyExecutionReport, context: CommandContext) -> Outcome:
         """Records an execution report; one seen before (same exec id) records nothing."""

@@ -286,11 +286,16 @@ class OrderAccepted(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     EXEC_ID_FIELD_NUMBER: _builtins.int
     VENUE_ORDER_ID_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     exec_id: _builtins.str
     venue_order_id: _builtins.str
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Parent orders: when the OMS will expire it (GTD: its expire time; DAY: the session close)."""
+
     def __init__(
         self,
         *,
@@ -298,10 +303,11 @@ class OrderAccepted(_message.Message):
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         exec_id: _builtins.str | None = ...,
         venue_order_id: _builtins.str | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_exec_id", b"_exec_id", "_venue_order_id", b"_venue_order_id", "exec_id", b"exec_id", "occurred_at", b"occurred_at", "venue_order_id", b"venue_order_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_exec_id", b"_exec_id", "_venue_order_id", b"_venue_order_id", "exec_id", b"exec_id", "expires_at", b"expires_at", "occurred_at", b"occurred_at", "venue_order_id", b"venue_order_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exec_id", b"_exec_id", "_venue_order_id", b"_venue_order_id", "exec_id", b"exec_id", "occurred_at", b"occurred_at", "order_id", b"order_id", "venue_order_id", b"venue_order_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_exec_id", b"_exec_id", "_venue_order_id", b"_venue_order_id", "exec_id", b"exec_id", "expires_at", b"expires_at", "occurred_at", b"occurred_at", "order_id", b"order_id", "venue_order_id", b"venue_order_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__exec_id: _TypeAlias = _typing.Literal["exec_id"]  # noqa: Y015
     _WhichOneofArgType__exec_id: _TypeAlias = _typing.Literal["_exec_id", b"_exec_id"]  # noqa: Y015

@@ -71,6 +71,7 @@ class Order(_message.Message):
     CHILDREN_FIELD_NUMBER: _builtins.int
     WORKING_QUANTITY_FIELD_NUMBER: _builtins.int
     FEES_NANOS_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     status: _common_pb2.OrderStatus.ValueType
     quantity: _builtins.int
     limit_price_nanos: _builtins.int
@@ -99,6 +100,10 @@ class Order(_message.Message):
     def children(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
         """Child orders (GetOrder and the order in PlaceChildOrders' response)."""
 
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the OMS expires the order (GTD: its expire time; DAY: the session close); unset: GTC."""
+
     def __init__(
         self,
         *,
@@ -118,10 +123,11 @@ class Order(_message.Message):
         children: _abc.Iterable[Global___Order] | None = ...,
         working_quantity: _builtins.int = ...,
         fees_nanos: _builtins.int = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_avg_price_nanos", b"_avg_price_nanos", "_limit_price_nanos", b"_limit_price_nanos", "avg_price_nanos", b"avg_price_nanos", "created_at", b"created_at", "limit_price_nanos", b"limit_price_nanos", "terms", b"terms", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_avg_price_nanos", b"_avg_price_nanos", "_limit_price_nanos", b"_limit_price_nanos", "avg_price_nanos", b"avg_price_nanos", "created_at", b"created_at", "expires_at", b"expires_at", "limit_price_nanos", b"limit_price_nanos", "terms", b"terms", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_avg_price_nanos", b"_avg_price_nanos", "_limit_price_nanos", b"_limit_price_nanos", "avg_price_nanos", b"avg_price_nanos", "children", b"children", "created_at", b"created_at", "fees_nanos", b"fees_nanos", "filled_quantity", b"filled_quantity", "leaves_quantity", b"leaves_quantity", "limit_price_nanos", b"limit_price_nanos", "quantity", b"quantity", "reject_code", b"reject_code", "reject_reason", b"reject_reason", "status", b"status", "stream_version", b"stream_version", "terms", b"terms", "updated_at", b"updated_at", "venue_order_id", b"venue_order_id", "working_quantity", b"working_quantity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_avg_price_nanos", b"_avg_price_nanos", "_limit_price_nanos", b"_limit_price_nanos", "avg_price_nanos", b"avg_price_nanos", "children", b"children", "created_at", b"created_at", "expires_at", b"expires_at", "fees_nanos", b"fees_nanos", "filled_quantity", b"filled_quantity", "leaves_quantity", b"leaves_quantity", "limit_price_nanos", b"limit_price_nanos", "quantity", b"quantity", "reject_code", b"reject_code", "reject_reason", b"reject_reason", "status", b"status", "stream_version", b"stream_version", "terms", b"terms", "updated_at", b"updated_at", "venue_order_id", b"venue_order_id", "working_quantity", b"working_quantity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__avg_price_nanos: _TypeAlias = _typing.Literal["avg_price_nanos"]  # noqa: Y015
     _WhichOneofArgType__avg_price_nanos: _TypeAlias = _typing.Literal["_avg_price_nanos", b"_avg_price_nanos"]  # noqa: Y015

@@ -18,6 +18,8 @@ CREATE TABLE order_view (
     working_quantity  bigint      NOT NULL,
     fees_nanos        bigint      NOT NULL,
     venue             text,
+    -- When the OMS expires the order (NULL: GTC, or a child).
+    expires_at        timestamptz,
     created_at        timestamptz NOT NULL,
     updated_at        timestamptz NOT NULL,
     stream_version    integer     NOT NULL,
@@ -29,3 +31,6 @@ CREATE INDEX order_view_created ON order_view (created_at, order_id);
 CREATE INDEX order_view_account_created ON order_view (account, created_at, order_id);
 CREATE INDEX order_view_symbol_created ON order_view (symbol, created_at, order_id);
 CREATE INDEX order_view_stream ON order_view (stream_id);
+-- Live parents with an expiry, for the expiry sweeper (statuses: the live ones of OrderStatus).
+CREATE INDEX order_view_expiring ON order_view (expires_at)
+    WHERE expires_at IS NOT NULL AND status NOT IN (4, 6, 8, 9);
