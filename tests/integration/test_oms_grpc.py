@@ -390,6 +390,12 @@ def test_health_and_reflection_answer(oms_runtime: OmsRuntime) -> None:
         )
         names = {s.name for s in answer.list_services_response.service}
         assert {"fillpath.v1.OrderManagementService", "grpc.health.v1.Health"} <= names
+        # grpcurl's `describe` and ghz ask for a method's symbol.
+        method = "fillpath.v1.OrderManagementService.SubmitOrder"
+        (answer,) = reflection.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol=method)])
+        )
+        assert answer.WhichOneof("message_response") == "file_descriptor_response"
 
 
 def test_gtd_order_expires_on_time_and_a_late_fill_still_counts(oms: Stub) -> None:

@@ -14,8 +14,10 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, cast
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -72,11 +74,36 @@ def create_server(
             reflection.SERVICE_NAME,
         ),
         server,
+        pool=cast(descriptor_pool.DescriptorPool, _MethodAwarePool(descriptor_pool.Default())),
     )
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return RunningServer(server=server, port=port, health=health_servicer, names=names)
+
+
+class _MethodAwarePool:
+    """The default descriptor pool, that also finds the file of ``package.Service.Method``.
+
+    grpcurl's `describe` and ghz ask reflection for a method's symbol; protobuf's Python pool
+    knows services but not their methods by name.
+    """
+
+    def __init__(self, pool: descriptor_pool.DescriptorPool) -> None:
+        self._pool = pool
+
+    def FindFileContainingSymbol(self, name: str) -> Any:  # noqa: N802 - protobuf's API
+        try:
+            return self._pool.FindFileContainingSymbol(name)
+        except KeyError:
+            service_name, _, method = name.rpartition(".")
+            service = self._pool.FindServiceByName(service_name)
+            if method not in service.methods_by_name:
+                raise
+            return service.file
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
 
 
 def wait_for_signal() -> int:
