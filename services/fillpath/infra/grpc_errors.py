@@ -158,6 +158,7 @@ def describe(err: grpc.RpcError) -> str:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
+            lines[0] = f"{call.code().name}: {len(bad.field_violations)} bad field(s)"
             lines.extend(f"  {v.field}: {v.description}" for v in bad.field_violations)
         elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()

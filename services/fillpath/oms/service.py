@@ -316,9 +316,11 @@ class OrderManagement:
                     f"{account.account_id}: {', '.join(sorted(account.portfolios))}",
                 )
             )
+        if command.quantity <= 0:
+            violations.append(FieldViolation("quantity", command.quantity, "must be positive"))
+        elif instrument is not None and (reason := instrument.quantity_violation(command.quantity)):
+            violations.append(FieldViolation("quantity", command.quantity, reason))
         if instrument is not None:
-            if reason := instrument.quantity_violation(command.quantity):
-                violations.append(FieldViolation("quantity", command.quantity, reason))
             violations.extend(
                 self._price_violations("", instrument, command.order_type, command.limit_price)
             )
