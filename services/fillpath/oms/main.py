@@ -81,14 +81,17 @@ def start_oms(
     clock: Clock | None = None,
     bus: Bus | None = None,
     share_port: bool = False,
+    migrate_schema: bool = True,
 ) -> OmsRuntime:
-    """Migrates the database, builds the OMS and starts serving on `settings.oms.address`.
+    """Migrates the database (unless told it is done), builds the OMS and starts serving on
+    `settings.oms.address`.
 
     Order events are relayed to `bus` (default: an in-process bus) if it has subscribers
     when the OMS starts; subscribe consumers before.
     """
     clock = clock or SystemClock()
-    migrate(pg_dsn, [EVENT_STORE_MIGRATIONS, OMS_MIGRATIONS])
+    if migrate_schema:
+        migrate(pg_dsn, [EVENT_STORE_MIGRATIONS, OMS_MIGRATIONS])
     reference = load_reference_data(settings.config_dir)
     pool = open_pool(pg_dsn, settings.postgres.pool_size, name="oms")
     store = PostgresEventStore(pool, order_codec(), clock)
@@ -134,7 +137,10 @@ def serve_worker(settings: Settings, index: int, address: str, ready: Any) -> No
     """One OMS process of several on `address` (see fillpath.infra.workers)."""
     settings = dataclasses.replace(settings, oms=dataclasses.replace(settings.oms, address=address))
     _configure(settings)
-    runtime = start_oms(settings, settings.postgres.dsn, settings.redis.url, share_port=True)
+    # The parent migrated before starting the workers.
+    runtime = start_oms(
+        settings, settings.postgres.dsn, settings.redis.url, share_port=True, migrate_schema=False
+    )
     ready.put(index)
     try:
         wait_for_signal()
