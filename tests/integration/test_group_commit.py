@@ -62,3 +62,16 @@ def test_concurrent_appends_all_commit_each_once(
     assert len(set(positions)) == 320
     with pool.connection() as conn:
         assert conn.execute("SELECT count(*) FROM log").fetchone() == (320,)
+
+
+def test_an_unexpected_failure_reaches_every_caller_and_the_next_batch_still_runs(
+    committer: GroupCommitter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(batch: list[PendingAppend]) -> list[list[int]]:
+        raise RuntimeError("the database adapter broke")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(committer, "_execute", broken)
+        with pytest.raises(RuntimeError, match="adapter broke"):
+            committer.commit(insert("x"))
+    assert committer.commit(insert("y"))  # not stuck behind the failed batch

@@ -103,3 +103,23 @@ def test_relay_restarted_after_a_crash_resumes_and_consumers_see_each_event_once
         relay.stop()
         notifier.stop()
         bus.close()
+
+
+def test_a_stray_notification_does_not_stop_the_relay(
+    pool: ConnectionPool[Any], pg_dsn: str
+) -> None:
+    store = PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
+    bus = InProcessBus()
+    received: list[BusMessage] = []
+    bus.subscribe(ORDERS_TOPIC, "probe", received.append)
+    notifier = PositionNotifier(pg_dsn).start()
+    relay = OutboxRelay(pool, store, bus, notifier, lambda _t: ORDERS_TOPIC).start()
+    try:
+        with pool.connection() as conn:
+            conn.execute("NOTIFY fillpath_events, 'not a position'")
+        _append(store, "P1", 3)
+        wait_for(lambda: len(received) == 3)
+    finally:
+        relay.stop()
+        notifier.stop()
+        bus.close()

@@ -80,7 +80,7 @@ def test_verify_finds_a_rewritten_fill_by_stream_and_position(
         ).fetchone()  # type: ignore[misc]
     _tamper(
         pool,
-        "UPDATE events SET payload = jsonb_set(payload, '{quantity}', '50')"
+        "UPDATE events SET payload = jsonb_set(payload::jsonb, '{quantity}', '50')::json"
         f" WHERE position = {position}",
     )
     found = verify(pool, oms_runtime.store, oms_runtime.store.codec).inconsistencies
@@ -114,10 +114,43 @@ def test_verify_finds_a_snapshot_that_disagrees_with_the_events(
     parent = trade(oms)[2]
     with oms_runtime.pool.connection() as conn:
         conn.execute(
-            "UPDATE snapshots SET state = jsonb_set(state, '{parent,filled_quantity}', '1')"
+            "UPDATE snapshots SET state"
+            " = jsonb_set(state::jsonb, '{parent,filled_quantity}', '1')::json"
             " WHERE stream_id = %s",
             (parent,),
         )
     found = verify(oms_runtime.pool, oms_runtime.store, oms_runtime.store.codec).inconsistencies
     assert [i.stream_id for i in found] == [parent]
     assert "snapshot" in found[0].problem
+
+
+def test_verify_finds_missing_tail_events_behind_a_snapshot(
+    oms: OrderManagementServiceStub, oms_runtime: OmsRuntime
+) -> None:
+    parent = trade(oms)[3]
+    with oms_runtime.pool.connection() as conn:
+        version = conn.execute(
+            "SELECT stream_version FROM snapshots WHERE stream_id = %s", (parent,)
+        ).fetchone()[0]  # type: ignore[index]
+    _tamper(
+        oms_runtime.pool,
+        f"DELETE FROM events WHERE stream_id = '{parent}' AND stream_version >= {version}",
+    )
+    problems = [
+        i.problem
+        for i in verify(
+            oms_runtime.pool, oms_runtime.store, oms_runtime.store.codec
+        ).inconsistencies
+    ]
+    assert any("past the last event" in p for p in problems)
+
+
+def test_verify_passes_with_extreme_float_parameters(
+    oms: OrderManagementServiceStub, oms_runtime: OmsRuntime
+) -> None:
+    instructions = C.ExecutionInstructions(
+        params={"big": 1e16, "negative_zero": -0.0, "tiny": 5e-324}
+    )
+    submit(oms, "floats", instructions=instructions)
+    report_ = verify(oms_runtime.pool, oms_runtime.store, oms_runtime.store.codec)
+    assert report_.ok, report_.inconsistencies

@@ -78,3 +78,21 @@ def test_trade_report_needs_quantity_and_price() -> None:
 def test_page_size_is_bounded() -> None:
     with pytest.raises(InvalidArgument, match=r"page\.page_size"):
         mapping.order_query(oms_pb2.ListOrdersRequest(page=common_pb2.PageRequest(page_size=5000)))
+
+
+def test_non_finite_params_and_nul_characters_are_refused() -> None:
+    request = oms_pb2.SubmitOrderRequest(
+        client_order_id="c1",
+        account="A",
+        portfolio="P",
+        symbol="ACME",
+        side=common_pb2.SIDE_BUY,
+        order_type=common_pb2.ORDER_TYPE_MARKET,
+        time_in_force=common_pb2.TIME_IN_FORCE_DAY,
+        quantity=1,
+        instructions=common_pb2.ExecutionInstructions(params={"urgency": float("nan")}),
+    )
+    with pytest.raises(InvalidArgument, match=r"instructions\.params\[urgency\]"):
+        mapping.submit_command(request)
+    with pytest.raises(InvalidArgument, match="NUL"):
+        mapping.cancel_command(oms_pb2.CancelOrderRequest(order_id="P1", reason="x\x00y"))

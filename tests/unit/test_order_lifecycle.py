@@ -271,3 +271,33 @@ def test_any_event_sequence_keeps_order_invariants(events: list[OrderEvent]) -> 
         assert order.filled_notional == notional
         if order.status.is_terminal:
             assert order.leaves_quantity == 0
+
+
+def test_ack_after_the_fill_that_implied_it_changes_nothing() -> None:
+    order = new_order()
+    order.apply(fill(1_000))
+    order.apply(accepted())
+    assert (order.status, order.venue_order_id) == (S.FILLED, "V1")
+
+
+def test_too_late_to_cancel_for_an_order_that_ended_meanwhile_is_absorbed() -> None:
+    order = working()
+    order.apply(cancel_request())
+    order.apply(OrderCanceled(order_id=oid(), occurred_at=at(3)))
+    order.apply(OrderCancelRejected(order_id=oid(), occurred_at=at(4), reason="unknown order"))
+    assert order.status is S.CANCELED
+
+
+def test_rejected_cancel_over_a_pending_amend_leaves_the_amend_pending() -> None:
+    order = working()
+    order.apply(fill(100))
+    order.apply(OrderReplaceRequested(order_id=oid(), occurred_at=at(6), quantity=1_500))
+    order.apply(cancel_request())
+    order.apply(OrderCancelRejected(order_id=oid(), occurred_at=at(7)))
+    assert order.status is S.PENDING_REPLACE
+    order.apply(OrderReplaced(order_id=oid(), occurred_at=at(8), quantity=1_500))
+    assert (order.status, order.quantity, order.pending_quantity) == (
+        S.PARTIALLY_FILLED,
+        1_500,
+        None,
+    )

@@ -9,11 +9,13 @@ from fillpath.core.enums import ExecType, OrderStatus, OrderType, RejectCode, Ti
 from fillpath.core.errors import (
     AlreadyExists,
     FailedPrecondition,
+    IntegrityError,
     InvalidArgument,
     InvalidTransition,
 )
 from fillpath.core.events import (
     ChildOrderFilled,
+    ChildOrderPlaced,
     OrderCanceled,
     OrderCancelRejected,
     OrderFilled,
@@ -262,3 +264,47 @@ def test_due_parent_expires_and_asks_its_venues_to_cancel_working_children() -> 
 def test_parent_without_expiry_never_expires() -> None:
     aggregate = accepted_parent(time_in_force=TimeInForce.GTC)
     assert aggregate.expire(at(10**7)) == []
+
+
+def test_pending_child_increases_count_against_the_parent() -> None:
+    aggregate = accepted_parent(quantity=1_000)
+    first, second = place(aggregate, child_request(1, quantity=500), child_request(2, quantity=300))
+    for child in (first, second):
+        aggregate.apply_report(report(child, f"ack-{child}", ExecType.NEW), at(2))
+    aggregate.amend(AmendOrder(order_id=first, quantity=700), at(2), None)
+    assert (aggregate.working_quantity, aggregate.available_quantity) == (1_000, 0)
+    with pytest.raises(FailedPrecondition, match="exceeds the parent's available 0"):
+        aggregate.amend(AmendOrder(order_id=second, quantity=500), at(3), None)
+    with pytest.raises(FailedPrecondition):
+        place(aggregate, child_request(3, quantity=1))
+    with pytest.raises(FailedPrecondition, match="below filled 0 plus 1000 working"):
+        aggregate.amend(AmendOrder(order_id=aggregate.order_id, quantity=900), at(4), None)
+
+
+def test_events_out_of_order_or_a_child_placed_twice_are_refused() -> None:
+    aggregate = accepted_parent()
+    (child,) = place(aggregate, child_request(1))
+    placed = aggregate.snapshot()
+    with pytest.raises(IntegrityError, match="version 9 after version 3"):
+        aggregate.apply(report_event(child), 9)
+    restored = ParentOrder.from_snapshot(placed)
+    with pytest.raises(IntegrityError, match="placed twice"):
+        restored.apply(
+            ChildOrderPlaced(
+                order_id=child, occurred_at=at(3), terms=aggregate.children[child].terms
+            ),
+            restored.version + 1,
+        )
+
+
+def report_event(child: str) -> OrderCanceled:
+    return OrderCanceled(order_id=child, occurred_at=at(3))
+
+
+def test_a_retried_child_amend_while_the_venue_works_on_it_records_nothing() -> None:
+    aggregate = accepted_parent()
+    (child,) = place(aggregate, child_request(1, quantity=1_000))
+    aggregate.apply_report(report(child, "a", ExecType.NEW), at(2))
+    amend = AmendOrder(order_id=child, quantity=800)
+    assert len(aggregate.amend(amend, at(3), None)) == 1
+    assert aggregate.amend(amend, at(4), None) == []

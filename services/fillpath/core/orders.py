@@ -135,7 +135,17 @@ TRANSITIONS: Final[dict[tuple[OrderStatus, Transition], OrderStatus | Resolve]] 
     (S.DONE_FOR_DAY, T.CANCEL_REQUEST): S.PENDING_CANCEL,
     (S.DONE_FOR_DAY, T.CANCEL): S.CANCELED,
     (S.DONE_FOR_DAY, T.EXPIRE): S.EXPIRED,
-}
+    # The venue's "too late to cancel/replace" for an order that ended meanwhile (an IOC
+    # remainder canceled, an expiry, a reject racing our request).
+    **{(s, t): Resolve.UNCHANGED for s in (S.CANCELED, S.EXPIRED, S.REJECTED)
+       for t in (T.CANCEL_REJECT, T.REPLACE_REJECT)},
+    # An ack that arrives after what implied it (a fill, a cancel, an expiry, the day's end):
+    # the order has moved on; the ack changes nothing.
+    **{(s, T.ACCEPT): Resolve.UNCHANGED for s in (
+        S.NEW, S.PARTIALLY_FILLED, S.FILLED, S.PENDING_REPLACE, S.CANCELED, S.EXPIRED,
+        S.DONE_FOR_DAY,
+    )},
+}  # fmt: skip
 
 
 _SIMPLE_TRANSITIONS: Final[dict[type[OrderEvent], Transition]] = {
@@ -199,6 +209,14 @@ class Order:
         if self.status.is_terminal:
             return 0
         return self.quantity - self.filled_quantity
+
+    @property
+    def committed_quantity(self) -> int:
+        """What may still execute, counting an increase the venue has not yet confirmed: a
+        pending amend to more can be filled at the new size the moment the venue applies it."""
+        if self.status.is_terminal:
+            return 0
+        return max(self.quantity, self.pending_quantity or 0) - self.filled_quantity
 
     @property
     def is_live(self) -> bool:
@@ -299,6 +317,10 @@ class Order:
             return self.status
         if target is Resolve.WORKING:
             return S.NEW if self.filled_quantity == 0 else S.PARTIALLY_FILLED
+        if self.status is S.PENDING_CANCEL and self.pending_quantity is not None:
+            # The cancel overrode an amend the venue has not answered yet: its rejection leaves
+            # the amend pending (and the status before the amend remembered).
+            return S.PENDING_REPLACE
         assert self.previous_status is not None, f"{self.order_id}: pending without a previous"
         return self.previous_status
 

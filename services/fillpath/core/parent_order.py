@@ -30,6 +30,7 @@ from fillpath.core.errors import (
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
+    IntegrityError,
     InvalidArgument,
     NotFound,
 )
@@ -105,8 +106,19 @@ class ParentOrder:
         )
 
     def apply(self, event: OrderEvent, version: int) -> None:
-        """Applies one event of this stream at `version`."""
+        """Applies one event of this stream at `version`, the next one.
+
+        Raises:
+            IntegrityError: the version does not follow, or a child is placed twice: the
+                stream read is not the stream written.
+        """
+        if version != self.version + 1:
+            raise IntegrityError(
+                f"{self.order_id}: event version {version} after version {self.version}"
+            )
         if isinstance(event, ChildOrderPlaced):
+            if event.order_id in self.children:
+                raise IntegrityError(f"{self.order_id}: child {event.order_id} placed twice")
             child = Order.create(event.terms, event.occurred_at, version)
             self.children[child.order_id] = child
             self._client_ids[child.terms.client_order_id] = child.order_id
@@ -136,8 +148,8 @@ class ParentOrder:
 
     @property
     def working_quantity(self) -> int:
-        """Quantity of live child orders still to execute on venues."""
-        return sum(c.leaves_quantity for c in self.children.values())
+        """Quantity live child orders may still execute on venues (pending increases count)."""
+        return sum(c.committed_quantity for c in self.children.values())
 
     @property
     def available_quantity(self) -> int:
@@ -313,6 +325,11 @@ class ParentOrder:
             )
         if quantity == order.quantity and limit_price == order.limit_price:
             return []
+        if order.status is OrderStatus.PENDING_REPLACE and (quantity, limit_price) == (
+            order.pending_quantity,
+            order.pending_limit_price,
+        ):
+            return []  # a retry of the amend the venue is working on
         if order is self.parent:
             self._check_parent_amend(quantity, limit_price)
         else:

@@ -99,14 +99,15 @@ class OutboxRelay:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        position = self.checkpoint()
+        position = -1
         while not self._stopped.is_set():
             try:
+                if position < 0:
+                    position = self.checkpoint()
                 moved = self.publish_batch(position)
+                if moved == position:
+                    self._notifier.wait_beyond(position, timeout=1.0)
+                position = moved
             except Exception:
                 log.exception("relay %s failed after position %d; retrying", self._name, position)
                 self._stopped.wait(1.0)
-                continue
-            if moved == position:
-                self._notifier.wait_beyond(position, timeout=1.0)
-            position = moved

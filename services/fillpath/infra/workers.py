@@ -45,6 +45,19 @@ def _reserve(host: str) -> socket.socket:
     return placeholder
 
 
+def _check_free(host: str, port: int) -> None:
+    """Fails if something already listens on the port: with SO_REUSEPORT a stale instance
+    would otherwise quietly share it with the new one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: connections of a previous run still in TIME_WAIT are no obstacle.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise OSError(f"cannot listen on {host}:{port}: {err.strerror}") from err
+
+
 def _run_worker(target: WorkerTarget, index: int, address: str, ready: Any, parent: int) -> None:
     die_with_parent(parent)
     target(index, address, ready)
@@ -59,6 +72,8 @@ def run_workers(count: int, address: str, target: WorkerTarget) -> tuple[str, Ca
     exits, stops them all and returns an exit code.
     """
     host, port = address.rsplit(":", 1)
+    if port != "0":
+        _check_free(host.strip("[]"), int(port))
     placeholder = _reserve(host.strip("[]")) if port == "0" else None
     if placeholder is not None:
         address = f"{host}:{placeholder.getsockname()[1]}"

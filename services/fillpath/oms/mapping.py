@@ -8,6 +8,7 @@ OMS use cases' (fillpath.oms.service), so they hold for every caller, not just g
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any, TypeVar
@@ -83,6 +84,14 @@ class _Violations:
             self.add(field, value, f"must be 1–{limit} printable ASCII characters")
         return value
 
+    def free_text(self, field: str, value: str, *, limit: int = 256) -> str:
+        """Words for people (reasons, venue texts): any characters but NUL, bounded."""
+        if "\x00" in value:
+            self.add(field, value, "contains a NUL character")
+        elif len(value) > limit:
+            self.add(field, value[:40] + "…", f"longer than {limit} characters")
+        return value
+
     def check(self) -> None:
         if self.found:
             raise InvalidArgument(self.found)
@@ -139,6 +148,10 @@ def instructions_of(
     urgency = v.enum(Urgency, path + "urgency", message.urgency, required=False)
     if not 0 <= message.max_participation_bps <= 10_000:
         v.add(path + "max_participation_bps", message.max_participation_bps, "must be 0–10000")
+    for name, value in message.params.items():
+        if not math.isfinite(value):
+            v.add(f"{path}params[{name}]", value, "must be a finite number")
+    v.free_text(path + "algo_profile", message.algo_profile, limit=64)
     return ExecutionInstructions(
         algo_profile=message.algo_profile,
         algorithm=algorithm,
@@ -157,17 +170,17 @@ def amend_command(request: oms_pb2.AmendOrderRequest) -> AmendOrder:
     limit_price = v.price(request, "limit_price_nanos")
     if quantity is None and not request.HasField("limit_price_nanos"):
         v.add("quantity", None, "give a new quantity, a new limit_price_nanos, or both")
+    reason = v.free_text("reason", request.reason)
     v.check()
-    return AmendOrder(
-        order_id=order_id, quantity=quantity, limit_price=limit_price, reason=request.reason
-    )
+    return AmendOrder(order_id=order_id, quantity=quantity, limit_price=limit_price, reason=reason)
 
 
 def cancel_command(request: oms_pb2.CancelOrderRequest) -> CancelOrder:
     v = _Violations()
     order_id = v.text("order_id", request.order_id)
+    reason = v.free_text("reason", request.reason)
     v.check()
-    return CancelOrder(order_id=order_id, reason=request.reason)
+    return CancelOrder(order_id=order_id, reason=reason)
 
 
 def place_children_command(request: oms_pb2.PlaceChildOrdersRequest) -> PlaceChildOrders:
@@ -219,15 +232,15 @@ def report_command(request: oms_pb2.ApplyExecutionReportRequest) -> ApplyExecuti
         order_id=v.text(path + "order_id", report.order_id),
         exec_id=v.text(path + "exec_id", report.exec_id, limit=128),
         exec_type=exec_type or ExecType.NEW,
-        venue=report.venue,
-        venue_order_id=report.venue_order_id,
+        venue=v.free_text(path + "venue", report.venue, limit=32),
+        venue_order_id=v.free_text(path + "venue_order_id", report.venue_order_id, limit=128),
         last_quantity=report.last_quantity,
         last_price=last_price,
         liquidity=liquidity,
         fee_nanos=report.fee_nanos,
         quantity=report.quantity,
         limit_price=v.price(report, "limit_price_nanos", path),
-        text=report.text,
+        text=v.free_text(path + "text", report.text),
         transact_time=_time(report, "transact_time"),
     )
     v.check()

@@ -35,8 +35,8 @@ ON CONFLICT (order_id) DO UPDATE SET
     status = EXCLUDED.status, quantity = EXCLUDED.quantity,
     filled_quantity = EXCLUDED.filled_quantity, leaves_quantity = EXCLUDED.leaves_quantity,
     working_quantity = EXCLUDED.working_quantity, fees_nanos = EXCLUDED.fees_nanos,
-    updated_at = EXCLUDED.updated_at, stream_version = EXCLUDED.stream_version,
-    document = EXCLUDED.document
+    expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at,
+    stream_version = EXCLUDED.stream_version, document = EXCLUDED.document
 """
 
 

@@ -4,7 +4,8 @@ Checks, per stream: the hash chain (each event's stored hash matches its content
 predecessor's hash — any edit after recording shows), version continuity from 1 without gaps,
 that every event is a legal transition of the order lifecycle, the fill invariants (cum qty =
 Σ fills for every order, the parent's = Σ its children's, never above the order quantity, never
-negative leaves), and that stored snapshots agree with the events they summarise. Each problem
+negative leaves), and that stored snapshots agree with the events they summarise (their state,
+the hash they chain to, and that the events they summarise are all still there). Each problem
 is reported with its stream, version and global position.
 """
 
@@ -54,9 +55,10 @@ def verify(
     with pool.connection() as conn:
         streams = [r[0] for r in conn.execute("SELECT DISTINCT stream_id FROM events ORDER BY 1")]
         snapshots = {
-            r[0]: (r[1], r[2], r[3])
+            r[0]: (r[1], r[2], r[3], bytes(r[4]))
             for r in conn.execute(
-                "SELECT stream_id, stream_version, schema_version, state FROM snapshots"
+                "SELECT stream_id, stream_version, schema_version, state, stream_hash"
+                " FROM snapshots"
             )
         }
     report = VerificationReport()
@@ -75,7 +77,7 @@ def _verify_stream(
     stream_id: str,
     raw_events: list[RawEvent],
     codec: EventCodec,
-    snapshot: tuple[int, int, Any] | None,
+    snapshot: tuple[int, int, Any, bytes] | None,
 ) -> list[Inconsistency]:
     found: list[Inconsistency] = []
     previous_hash = GENESIS_HASH
@@ -114,13 +116,22 @@ def _verify_stream(
             fills[event.order_id] = fills.get(event.order_id, 0) + event.quantity
         elif isinstance(event, OrderPartiallyFilled | OrderFilled):
             parent_fills += event.quantity
-        if (
-            snapshot
-            and snapshot[0] == raw.version
-            and snapshot[1] == SNAPSHOT_SCHEMA
-            and canonical_json(encode(aggregate.snapshot())) != canonical_json(snapshot[2])
-        ):
-            report(f"the snapshot at version {raw.version} disagrees with the events")
+        if snapshot and snapshot[0] == raw.version:
+            if snapshot[3] != raw.hash:
+                report(f"the snapshot at version {raw.version} names another event's hash")
+            if snapshot[1] == SNAPSHOT_SCHEMA and canonical_json(
+                encode(aggregate.snapshot())
+            ) != canonical_json(snapshot[2]):
+                report(f"the snapshot at version {raw.version} disagrees with the events")
+    if snapshot and last is not None and snapshot[0] > last.version:
+        found.append(
+            Inconsistency(
+                stream_id,
+                last.version,
+                last.position,
+                f"a snapshot at version {snapshot[0]}, past the last event: events are missing",
+            )
+        )
     if aggregate is None or broken or last is None:
         return found
 

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import ClientCursor
 from psycopg.rows import TupleRow
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json
 from psycopg_pool import ConnectionPool
 
 from fillpath.core.clock import Clock
@@ -50,7 +50,7 @@ _INSERT = (
     " SELECT r.stream_id, r.stream_version, r.event_id, r.event_type, r.schema_version,"
     " r.payload, r.metadata, r.recorded_at, decode(r.prev_hash, 'hex'), decode(r.hash, 'hex')"
     " FROM json_to_recordset(%s::json) AS r(stream_id text, stream_version integer,"
-    " event_id uuid, event_type text, schema_version smallint, payload jsonb, metadata jsonb,"
+    " event_id uuid, event_type text, schema_version smallint, payload json, metadata json,"
     " recorded_at timestamptz, prev_hash text, hash text)"
     " ORDER BY r.stream_version RETURNING position)"
     # One notification per append, delivered at commit.
@@ -143,7 +143,7 @@ class PostgresEventStore:
             statements: list[Statement] = [(_INSERT, (rows,)), *also]
             if snapshot is not None:
                 last = recorded[-1]
-                state = Jsonb(snapshot.state, dumps=canonical_json)
+                state = Json(snapshot.state, dumps=canonical_json)
                 statements.append(
                     (
                         _UPSERT_SNAPSHOT,
@@ -226,17 +226,21 @@ class PostgresEventStore:
 
     def load(self, stream_id: str) -> LoadedStream:
         with self._pool.connection() as conn, ClientCursor(conn) as cursor:
-            # Both reads in one round trip (two statements of one simple query).
+            # Both reads in one round trip and one snapshot of the database: read committed,
+            # an append committing between them could pair an old snapshot with a later tail.
             cursor.execute(
                 cursor.mogrify(
-                    "SELECT stream_version, schema_version, state, stream_hash FROM snapshots"
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+                    " SELECT stream_version, schema_version, state, stream_hash FROM snapshots"
                     " WHERE stream_id = %(s)s;"
                     f" SELECT {_COLUMNS} FROM events WHERE stream_id = %(s)s AND stream_version >"
                     " coalesce((SELECT stream_version FROM snapshots WHERE stream_id = %(s)s), 0)"
-                    " ORDER BY stream_version",
+                    " ORDER BY stream_version;"
+                    " COMMIT",
                     {"s": stream_id},
                 )
             )
+            cursor.nextset()  # past BEGIN
             row = cursor.fetchone()
             cursor.nextset()
             rows = cursor.fetchall()

@@ -64,34 +64,42 @@ class GroupCommitter:
         with self._lock:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
-        self._run(batch)
-        with self._lock:
-            if self._queue:
-                successor = self._queue[0]
-                successor.promoted = True
-                successor.ready.set()
-            else:
-                self._busy = False
+        try:
+            self._run(batch)
+        finally:
+            # Whatever happened, the next batch gets a leader (or the committer goes idle).
+            with self._lock:
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.promoted = True
+                    successor.ready.set()
+                else:
+                    self._busy = False
         return append.result()
 
     def _run(self, batch: list[PendingAppend]) -> None:
+        """Runs `batch`; every append in it ends with positions or an error, and is woken."""
         try:
-            for append, positions in zip(batch, self._execute(batch), strict=True):
-                append.positions = positions
-        except psycopg.Error as err:
-            if len(batch) == 1:
-                batch[0].error = err
-            else:  # find whose append failed: run each on its own
-                for append in batch:
+            try:
+                for append, positions in zip(batch, self._execute(batch), strict=True):
+                    append.positions = positions
+            except psycopg.Error:
+                if len(batch) == 1:
+                    raise
+                for append in batch:  # find whose append failed: run each on its own
                     try:
                         (append.positions,) = self._execute([append])
-                    except psycopg.Error as single:
+                    except Exception as single:
                         append.error = single
-        except Exception as err:
+        except BaseException as err:
             for append in batch:
-                append.error = err
-        for append in batch:
-            append.ready.set()
+                if append.positions is None and append.error is None:
+                    append.error = err
+            if not isinstance(err, Exception):
+                raise  # KeyboardInterrupt and the like: tell the callers, then go on up
+        finally:
+            for append in batch:
+                append.ready.set()
 
     def _execute(self, batch: list[PendingAppend]) -> list[list[int]]:
         script = [self._prefix, *(s for append in batch for s in append.statements)]

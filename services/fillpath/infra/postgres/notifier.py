@@ -33,6 +33,10 @@ class PositionNotifier:
         """Starts listening now (otherwise the first `wait_beyond` does)."""
         with self._start_lock:
             if not self._thread.is_alive() and not self._stopped.is_set():
+                # A thread runs once: a listener that died is replaced by a new one.
+                self._thread = threading.Thread(
+                    target=self._run, name="event-notifier", daemon=True
+                )
                 self._thread.start()
         self._ready.wait(timeout=10)
         return self
@@ -74,8 +78,18 @@ class PositionNotifier:
                     self._ready.set()
                     while not self._stopped.is_set():
                         for notify in conn.notifies(timeout=0.5):
-                            self._bump(int(notify.payload))
-            except psycopg.Error as err:
-                log.warning("event notifier lost its connection (%s); reconnecting", err)
+                            self._bump(_position(notify.payload))
+            except Exception as err:
+                log.warning("event notifier failed (%s); listening again", err)
                 self._ready.set()
                 self._stopped.wait(1.0)
+
+
+def _position(payload: str) -> int:
+    """The position a notification announces; anything else (anyone may NOTIFY) wakes readers
+    to look for themselves."""
+    try:
+        return int(payload)
+    except ValueError:
+        log.warning("ignoring a notification that is not a position: %r", payload[:40])
+        return 0

@@ -11,8 +11,10 @@ CREATE TABLE events (
     event_id        uuid        NOT NULL UNIQUE,
     event_type      text        NOT NULL,
     schema_version  smallint    NOT NULL CHECK (schema_version > 0),
-    payload         jsonb       NOT NULL,
-    metadata        jsonb       NOT NULL,
+    -- json, not jsonb: the text is kept exactly as written, so the hash over it can be checked
+    -- again (jsonb normalises numbers, e.g. 1e16 comes back as 10000000000000000).
+    payload         json        NOT NULL,
+    metadata        json        NOT NULL,
     recorded_at     timestamptz NOT NULL,
     -- SHA-256 over the previous event's hash and this event's canonical JSON (tamper evidence).
     prev_hash       bytea       NOT NULL CHECK (length(prev_hash) = 32),
@@ -42,7 +44,7 @@ CREATE TABLE snapshots (
     stream_id       text        PRIMARY KEY,
     stream_version  integer     NOT NULL,
     schema_version  smallint    NOT NULL,
-    state           jsonb       NOT NULL,
+    state           json        NOT NULL,
     stream_hash     bytea       NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now()
 );
