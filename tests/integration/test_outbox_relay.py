@@ -4,8 +4,11 @@ and together with the consumer inbox gives each consumer every event exactly onc
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from psycopg_pool import ConnectionPool
 
 from fillpath.api.v1 import events_pb2
@@ -23,49 +26,77 @@ from tests.factories import at
 from tests.integration.test_bus_contract import wait_for
 
 
-def _append(store: PostgresEventStore, stream: str, n: int, start: int = 0) -> None:
-    events = [
-        OrderCancelRequested(order_id=stream, occurred_at=at(i), reason=str(i)) for i in range(n)
-    ]
-    store.append(stream, start, events, CommandContext())
+@dataclass
+class Outbox:
+    """An event store, an in-process bus and the relays started between them."""
 
+    pool: ConnectionPool[Any]
+    store: PostgresEventStore
+    bus: InProcessBus
+    notifier: PositionNotifier
+    relays: list[OutboxRelay] = field(default_factory=list)
 
-def test_relay_publishes_every_event_in_position_order_with_its_envelope(
-    pool: ConnectionPool[Any], pg_dsn: str
-) -> None:
-    store = PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
-    bus = InProcessBus()
-    received: list[BusMessage] = []
-    bus.subscribe(ORDERS_TOPIC, "probe", received.append)
-    notifier = PositionNotifier(pg_dsn).start()
-    relay = OutboxRelay(pool, store, bus, notifier, lambda _t: ORDERS_TOPIC, batch_size=7).start()
-    try:
-        for i in range(5):
-            _append(store, f"P{i}", 6)
-        wait_for(lambda: len(received) == 30)
-        assert [m.position for m in received] == [r.position for r in store.read_all(0, 100)]
-        envelope = events_pb2.EventEnvelope.FromString(received[0].payload)
-        assert envelope.stream_id == received[0].key == "P0"
-        assert (
-            event_of(envelope, {c.__name__: c for c in ORDER_EVENT_TYPES})
-            == store.read_all(0, 1)[0].event
+    def relay(self, batch_size: int = 500) -> OutboxRelay:
+        relay = OutboxRelay(
+            self.pool, self.store, self.bus, self.notifier, _orders, batch_size=batch_size
         )
-        wait_for(lambda: relay.checkpoint() == received[-1].position)
-    finally:
+        self.relays.append(relay)
+        return relay
+
+    def append(self, stream: str, n: int, start: int = 0) -> None:
+        events = [
+            OrderCancelRequested(order_id=stream, occurred_at=at(i), reason=str(i))
+            for i in range(n)
+        ]
+        self.store.append(stream, start, events, CommandContext())
+
+
+def _orders(_event_type: str) -> str:
+    return ORDERS_TOPIC
+
+
+@pytest.fixture
+def outbox(pool: ConnectionPool[Any], pg_dsn: str) -> Iterator[Outbox]:
+    parts = Outbox(
+        pool=pool,
+        store=PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock()),
+        bus=InProcessBus(),
+        notifier=PositionNotifier(pg_dsn).start(),
+    )
+    yield parts
+    for relay in parts.relays:
         relay.stop()
-        notifier.stop()
-        bus.close()
+    parts.notifier.stop()
+    parts.bus.close()
+
+
+def probe(outbox: Outbox) -> list[BusMessage]:
+    received: list[BusMessage] = []
+    outbox.bus.subscribe(ORDERS_TOPIC, "probe", received.append)
+    return received
+
+
+def test_relay_publishes_every_event_in_position_order_with_its_envelope(outbox: Outbox) -> None:
+    received = probe(outbox)
+    relay = outbox.relay(batch_size=7).start()
+    for i in range(5):
+        outbox.append(f"P{i}", 6)
+    wait_for(lambda: len(received) == 30)
+    recorded = outbox.store.read_all(0, 100)
+    assert [m.position for m in received] == [r.position for r in recorded]
+    envelope = events_pb2.EventEnvelope.FromString(received[0].payload)
+    assert envelope.stream_id == received[0].key == "P0"
+    assert event_of(envelope, {c.__name__: c for c in ORDER_EVENT_TYPES}) == recorded[0].event
+    wait_for(lambda: relay.checkpoint() == received[-1].position)
 
 
 def test_relay_restarted_after_a_crash_resumes_and_consumers_see_each_event_once(
-    pool: ConnectionPool[Any], pg_dsn: str
+    outbox: Outbox,
 ) -> None:
-    store = PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
-    with pool.connection() as conn:
+    with outbox.pool.connection() as conn:
         conn.execute(
             "CREATE TABLE seen (seq bigserial, event_id text, stream text, position bigint)"
         )
-    inbox = Inbox(pool, "consumer")
 
     def consume(tx: Transaction, m: BusMessage) -> None:
         tx.execute(
@@ -73,53 +104,36 @@ def test_relay_restarted_after_a_crash_resumes_and_consumers_see_each_event_once
             (m.event_id, m.key, m.position),
         )
 
-    bus = InProcessBus()
-    bus.subscribe(ORDERS_TOPIC, "consumer", inbox.handler(consume), consumers=3)
-    notifier = PositionNotifier(pg_dsn).start()
+    outbox.bus.subscribe(
+        ORDERS_TOPIC, "consumer", Inbox(outbox.pool, "consumer").handler(consume), consumers=3
+    )
     for i in range(4):
-        _append(store, f"P{i}", 10)
+        outbox.append(f"P{i}", 10)
 
     # A relay that dies after publishing a batch and before recording its checkpoint.
-    crashed = OutboxRelay(pool, store, bus, notifier, lambda _t: ORDERS_TOPIC, batch_size=15)
-    batch = store.read_all(0, 15)
-    bus.publish([to_message(r, ORDERS_TOPIC) for r in batch])
+    crashed = outbox.relay(batch_size=15)
+    outbox.bus.publish([to_message(r, ORDERS_TOPIC) for r in outbox.store.read_all(0, 15)])
     assert crashed.checkpoint() == 0
 
-    relay = OutboxRelay(pool, store, bus, notifier, lambda _t: ORDERS_TOPIC, batch_size=15).start()
-    writer = threading.Thread(target=lambda: [_append(store, "P9", 1, v) for v in range(10)])
+    outbox.relay(batch_size=15).start()
+    writer = threading.Thread(target=lambda: [outbox.append("P9", 1, v) for v in range(10)])
     writer.start()
     writer.join()
-    try:
-        with pool.connection() as conn:
-            wait_for(lambda: conn.execute("SELECT count(*) FROM seen").fetchone() == (50,))
-            # In the order the consumers handled them: per order, the order of the log.
-            rows = conn.execute("SELECT stream, position FROM seen ORDER BY seq").fetchall()
-        assert len({p for _, p in rows}) == 50  # each event once
-        by_stream: dict[str, list[int]] = {}
-        for stream, position in rows:
-            by_stream.setdefault(stream, []).append(position)
-        assert all(ps == sorted(ps) for ps in by_stream.values())
-    finally:
-        relay.stop()
-        notifier.stop()
-        bus.close()
+    with outbox.pool.connection() as conn:
+        wait_for(lambda: conn.execute("SELECT count(*) FROM seen").fetchone() == (50,))
+        # In the order the consumers handled them: per order, the order of the log.
+        rows = conn.execute("SELECT stream, position FROM seen ORDER BY seq").fetchall()
+    assert len({p for _, p in rows}) == 50  # each event once
+    by_stream: dict[str, list[int]] = {}
+    for stream, position in rows:
+        by_stream.setdefault(stream, []).append(position)
+    assert all(ps == sorted(ps) for ps in by_stream.values())
 
 
-def test_a_stray_notification_does_not_stop_the_relay(
-    pool: ConnectionPool[Any], pg_dsn: str
-) -> None:
-    store = PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
-    bus = InProcessBus()
-    received: list[BusMessage] = []
-    bus.subscribe(ORDERS_TOPIC, "probe", received.append)
-    notifier = PositionNotifier(pg_dsn).start()
-    relay = OutboxRelay(pool, store, bus, notifier, lambda _t: ORDERS_TOPIC).start()
-    try:
-        with pool.connection() as conn:
-            conn.execute("NOTIFY fillpath_events, 'not a position'")
-        _append(store, "P1", 3)
-        wait_for(lambda: len(received) == 3)
-    finally:
-        relay.stop()
-        notifier.stop()
-        bus.close()
+def test_a_stray_notification_does_not_stop_the_relay(outbox: Outbox) -> None:
+    received = probe(outbox)
+    outbox.relay().start()
+    with outbox.pool.connection() as conn:
+        conn.execute("NOTIFY fillpath_events, 'not a position'")
+    outbox.append("P1", 3)
+    wait_for(lambda: len(received) == 3)
