@@ -145,8 +145,6 @@ class OrderFilled(OrderEvent):
     price: Price
 
 
-FillEvent = ChildOrderFilled | OrderPartiallyFilled | OrderFilled
-
 ORDER_EVENT_TYPES: tuple[type[OrderEvent], ...] = (
     OrderSubmitted,
     ChildOrderPlaced,

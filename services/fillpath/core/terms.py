@@ -47,7 +47,3 @@ class OrderTerms:
     decision_price: Price | None = None
     post_only: bool = False
     min_quantity: int = 0
-
-    @property
-    def is_child(self) -> bool:
-        return self.parent_order_id is not None

@@ -28,7 +28,6 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 ORDERS_TOPIC = "orders"
-TOPICS = ("orders", "strategy", "algo", "routing", "monitoring", "market-data")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,10 +48,6 @@ class PositionNotifier:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
-    @property
-    def latest(self) -> int:
-        return self._latest
-
     def wait_beyond(self, position: int, timeout: float) -> int:
         """Waits until an event after `position` is known, or `timeout` seconds pass."""
         if not self._thread.is_alive():
