@@ -1,6 +1,6 @@
 # fillpath — the two commands are `make demo` and `make test`; everything else is a step of theirs.
 # Both start from nothing but Python 3.11: they build the virtualenv, install pinned packages and
-# start the real parts (embedded Postgres and Redis) by themselves.
+# start the real parts (embedded Postgres and Redis, a standalone Pulsar broker) by themselves.
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -10,22 +10,27 @@ STAMP  := $(VENV)/.installed-stamp
 PROTO_SRC := $(wildcard protos/fillpath/v1/*.proto)
 API_DIR   := services/fillpath/api/v1
 
-.PHONY: demo test lint typecheck imports protos check-protos unit integration e2e bench clean
+.PHONY: demo test lint typecheck imports protos check-protos pulsar unit integration e2e bench clean
 
 demo: $(STAMP)
 	$(BIN)/fillpath demo
 
-test: lint typecheck imports check-protos
+test: lint typecheck imports check-protos pulsar
 	$(BIN)/pytest
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) pulsar
 	$(BIN)/pytest tests/integration
 
-e2e: $(STAMP)
+e2e: $(STAMP) pulsar
 	$(BIN)/pytest tests/e2e
+
+# The Pulsar broker's jars, fetched with Maven into ~/.cache/fillpath once; the tests and
+# `fillpath up --bus pulsar` start the broker from there.
+pulsar: $(STAMP)
+	$(BIN)/python -m fillpath.infra.pulsar.standalone fetch
 
 bench: $(STAMP)
 	$(BIN)/fillpath bench oms

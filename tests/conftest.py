@@ -1,6 +1,7 @@
 """Fixtures with the real parts: an embedded Postgres and Redis per test session, a fresh
-database (migrated, from a template) and an empty Redis per test, and a running OMS on a
-loopback port for the gRPC tests."""
+database (migrated, from a template) and an empty Redis per test, a standalone Pulsar broker
+(started by the first test that needs it), and a running OMS on a loopback port for the gRPC
+tests."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fillpath.api.v1 import oms_pb2_grpc
 from fillpath.infra.postgres.embedded import EmbeddedPostgres, start_embedded_postgres
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
+from fillpath.infra.pulsar.standalone import PulsarStandalone, start_standalone
 from fillpath.infra.redis.embedded import EmbeddedRedis, start_embedded_redis
 from fillpath.infra.settings import OmsSettings, Settings
 from fillpath.oms.main import OmsRuntime, start_oms
@@ -68,6 +70,14 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def pulsar_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulsarStandalone]:
+    """A broker for the session; tests keep apart by topic prefixes of their own."""
+    broker = start_standalone(tmp_path_factory.mktemp("pulsar"))
+    yield broker
+    broker.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The bus contract, held against every adapter (today: in-process; Pulsar joins it next).
+"""The bus contract, held against every adapter: in-process, and Pulsar on a real broker.
 
 What every bus must do: deliver each message to every subscription, keep one key's messages in
 order across the consumers of a subscription, redeliver what a handler failed on, park a poison
@@ -10,26 +10,38 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+import pulsar
 import pytest
 from psycopg_pool import ConnectionPool
 
+from fillpath.api.v1 import events_pb2
 from fillpath.infra.bus import Bus, BusMessage, InProcessBus
 from fillpath.infra.event_store import Transaction
 from fillpath.infra.postgres.inbox import Inbox
+from fillpath.infra.pulsar.bus import PulsarBus
+from fillpath.infra.pulsar.standalone import PulsarStandalone
 
 
 def message(n: int, key: str = "P1", topic: str = "orders") -> BusMessage:
+    event_id = f"00000000-0000-0000-0000-{n:012d}"
+    envelope = events_pb2.EventEnvelope(
+        position=n, stream_id=key, event_type="OrderCancelRequested"
+    )
+    envelope.metadata.event_id = event_id
+    envelope.order_cancel_requested.order_id = key
+    envelope.order_cancel_requested.reason = f"reason-{n}"
     return BusMessage(
         topic=topic,
         key=key,
-        event_id=f"00000000-0000-0000-0000-{n:012d}",
+        event_id=event_id,
         position=n,
-        event_type="OrderAccepted",
-        payload=f"payload-{n}".encode(),
+        event_type="OrderCancelRequested",
+        payload=envelope.SerializeToString(),
     )
 
 
@@ -123,7 +135,7 @@ class BusContract:
         failures = {"left": 1}
 
         def apply(tx: Transaction, m: BusMessage) -> None:
-            tx.execute("INSERT INTO effects VALUES (%s, %s)", (m.event_id, m.payload.decode()))
+            tx.execute("INSERT INTO effects VALUES (%s, %s)", (m.event_id, m.key))
             if m.position == 3 and failures["left"]:
                 failures["left"] -= 1
                 raise ConnectionError("crashed after writing, before commit")
@@ -152,3 +164,57 @@ class TestInProcessBus(BusContract):
         bus.subscribe("orders", "slow", lambda m: (time.sleep(0.01), handled.append(m.position)))
         bus.publish([message(i) for i in range(1, 6)])
         assert handled == [1, 2, 3, 4, 5]
+
+
+class TestPulsarBus(BusContract):
+    @pytest.fixture
+    def bus(self, pulsar_broker: PulsarStandalone) -> Iterator[PulsarBus]:
+        bus = PulsarBus(
+            pulsar_broker.service_url,
+            topic_prefix=f"persistent://public/default/{uuid.uuid4().hex[:12]}-",
+            max_attempts=3,
+            redelivery_delay=0.001,
+        )
+        yield bus
+        bus.close()
+
+    def test_a_malformed_payload_is_parked_with_its_error_and_never_handled(
+        self, bus: PulsarBus
+    ) -> None:
+        handled: list[int] = []
+        bus.subscribe("orders", "strict", lambda m: handled.append(m.position))
+        # Another client writes something that is no event envelope onto the topic (before
+        # the bus's own producer, which holds the topic exclusively once it publishes).
+        stray = bus.client.create_producer(bus.topic_name("orders"))
+        stray.send(b"\xff\xfe not protobuf", properties={"position": "2"}, partition_key="P1")
+        stray.close()
+        bus.publish([message(1), message(3)])
+        wait_for(lambda: handled == [1, 3])
+        (letter,) = bus.dead_letters("strict")
+        assert letter.message.payload == b"\xff\xfe not protobuf"
+        assert "not an EventEnvelope" in letter.error
+
+    def test_the_topic_carries_the_event_envelope_schema(self, bus: PulsarBus) -> None:
+        bus.publish([message(1)])
+        typed = bus.client.subscribe(
+            bus.topic_name("orders"),
+            "typed-reader",
+            schema=pulsar.schema.ProtobufNativeSchema(events_pb2.EventEnvelope),
+            initial_position=pulsar.InitialPosition.Earliest,
+        )
+        envelope = typed.receive(timeout_millis=10_000).value()
+        typed.close()
+        assert envelope.order_cancel_requested.reason == "reason-1"
+
+    def test_a_publisher_restarted_under_its_name_sends_nothing_twice(self, bus: PulsarBus) -> None:
+        got: list[int] = []
+        bus.subscribe("orders", "counter", lambda m: got.append(m.position))
+        bus.publish([message(i) for i in range(1, 6)])
+        again = PulsarBus(bus.service_url, topic_prefix=bus.topic_name(""))
+        try:
+            again.publish([message(i) for i in range(3, 9)])  # 3..5 were stored already
+        finally:
+            again.close()
+        wait_for(lambda: len(got) >= 8)
+        time.sleep(0.5)
+        assert got == list(range(1, 9))

@@ -26,6 +26,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
 
 from fillpath.bench.stats import Samples
+from fillpath.infra.cache import cache_dir
 
 GHZ_MODULE = "github.com/bojand/ghz/cmd/ghz"
 GHZ_VERSION = "v0.121.0"
@@ -33,8 +34,7 @@ _CLOSED_BY_GHZ = "use of closed network connection"
 
 
 def _cache() -> Path:
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "fillpath" / "tools"
+    return cache_dir() / "tools"
 
 
 def ghz_binary() -> Path:

@@ -25,9 +25,48 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fillpath.api.v1 import events_pb2
+
 log = logging.getLogger(__name__)
 
+# A topic per domain. Which domain an event belongs to is written in events.proto: the field
+# numbers of the envelope's payload are allotted in ranges, one per domain.
 ORDERS_TOPIC = "orders"
+STRATEGY_TOPIC = "strategy"
+ALGO_TOPIC = "algo"
+ROUTING_TOPIC = "routing"
+MONITORING_TOPIC = "monitoring"
+MARKET_DATA_TOPIC = "market-data"
+TOPICS = (
+    ORDERS_TOPIC,
+    STRATEGY_TOPIC,
+    ALGO_TOPIC,
+    ROUTING_TOPIC,
+    MONITORING_TOPIC,
+    MARKET_DATA_TOPIC,
+)
+_TOPIC_OF_FIELD_NUMBERS = (
+    (range(20, 50), ORDERS_TOPIC),
+    (range(50, 60), STRATEGY_TOPIC),
+    (range(60, 70), ALGO_TOPIC),
+    (range(70, 80), ROUTING_TOPIC),
+    (range(80, 90), MONITORING_TOPIC),
+    (range(90, 100), MARKET_DATA_TOPIC),
+)
+_TOPIC_OF_EVENT = {
+    field.message_type.name: topic
+    for field in events_pb2.EventEnvelope.DESCRIPTOR.oneofs_by_name["payload"].fields
+    for numbers, topic in _TOPIC_OF_FIELD_NUMBERS
+    if field.number in numbers and field.message_type is not None
+}
+
+
+def topic_of(event_type: str) -> str:
+    """The topic of an event type (the name of its message in events.proto)."""
+    try:
+        return _TOPIC_OF_EVENT[event_type]
+    except KeyError:
+        raise ValueError(f"event type {event_type!r} is not in events.proto's envelope") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +88,10 @@ class DeadLetter:
     subscription: str
     error: str
     attempts: int
+
+
+class PublisherFenced(Exception):
+    """Another publisher has taken over the topics: this one must stop, not retry."""
 
 
 class Bus(Protocol):
