@@ -29,7 +29,7 @@ from fillpath.infra.postgres.embedded import start_embedded_postgres
 from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
-from fillpath.infra.settings import OmsSettings, RedisSettings, Settings
+from fillpath.infra.settings import BUS_KINDS, OmsSettings, RedisSettings, Settings
 from fillpath.oms.cli import console, orders
 from fillpath.oms.main import order_codec
 from fillpath.oms.projection import OMS_MIGRATIONS, rebuild
@@ -50,6 +50,16 @@ def _settings(**overrides: Any) -> Settings:
         )
     if overrides.get("redis_url"):
         settings = dataclasses.replace(settings, redis=RedisSettings(url=overrides["redis_url"]))
+    if overrides.get("bus") or overrides.get("pulsar_url"):
+        bus = settings.bus
+        settings = dataclasses.replace(
+            settings,
+            bus=dataclasses.replace(
+                bus,
+                kind=overrides.get("bus") or bus.kind,
+                pulsar_url=overrides.get("pulsar_url") or bus.pulsar_url,
+            ),
+        )
     if overrides.get("oms_address"):
         settings = dataclasses.replace(
             settings, oms=dataclasses.replace(settings.oms, address=overrides["oms_address"])
@@ -108,6 +118,16 @@ main.add_command(orders)
     help="Folder with instruments.yaml and accounts.yaml [default: the shipped defaults].",
 )
 @click.option("--oms-address", help=f"OMS listen address [default: {OmsSettings().address}].")
+@click.option(
+    "--bus",
+    type=click.Choice(BUS_KINDS),
+    help="in-process: the services in this process [default]; pulsar: each service a process "
+    "of its own, sharing events through Apache Pulsar.",
+)
+@click.option(
+    "--pulsar-url",
+    help="External Pulsar for --bus pulsar (default: a standalone broker in --data-dir).",
+)
 def up(**options: Any) -> None:
     """Start the platform on this machine and serve until Ctrl-C."""
     settings = _settings(**options)

@@ -188,6 +188,7 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
                 table.add_row(*row)
             console.print(table)
             _play(console, platform)
+            assert platform.oms is not None  # the demo runs the OMS in process
             report = verify(platform.oms.pool, platform.oms.store, platform.oms.store.codec)
             verdict = (
                 "[green]OK[/]" if report.ok else f"[red]{len(report.inconsistencies)} problems[/]"

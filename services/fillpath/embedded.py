@@ -1,15 +1,21 @@
-"""The one-machine platform: embedded Postgres and Redis, the in-process bus and the services.
+"""The one-machine platform: Postgres, Redis, an event bus and the services.
 
-`fillpath up`, `make demo` and the end-to-end tests start the same thing: external Postgres or
-Redis are used when the settings name them, embedded servers in the data directory otherwise.
+`fillpath up`, `make demo` and the end-to-end tests start the same thing: external Postgres,
+Redis or Pulsar are used when the settings name them, embedded servers in the data directory
+otherwise. With the in-process bus (the default) the OMS runs inside this process. With
+``--bus pulsar`` the services run as separate processes, as in a cluster: the OMS, and the
+relay that publishes the event log to Pulsar; other processes subscribe there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 from fillpath.infra.postgres.embedded import EmbeddedPostgres, start_embedded_postgres
+from fillpath.infra.pulsar.standalone import PulsarStandalone, start_standalone
 from fillpath.infra.redis.embedded import EmbeddedRedis, start_embedded_redis
+from fillpath.infra.service_process import ServiceProcess, spawn_service
 from fillpath.infra.settings import Settings
 from fillpath.oms.main import OmsRuntime, start_oms
 
@@ -17,32 +23,46 @@ from fillpath.oms.main import OmsRuntime, start_oms
 @dataclass(slots=True)
 class EmbeddedPlatform:
     settings: Settings
-    pg_dsn: str
-    redis_url: str
-    oms: OmsRuntime
+    """The settings the services run with, every server resolved to its address."""
+
+    oms_address: str
+    oms: OmsRuntime | None = None
+    """The OMS when it runs in this process (in-process bus)."""
+
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    """The services running as processes of their own (Pulsar bus), by name."""
+
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
-
-    @property
-    def oms_address(self) -> str:
-        host = self.settings.oms.address.rsplit(":", 1)[0]
-        return f"{host}:{self.oms.port}"
+    pulsar: PulsarStandalone | None = None
 
     def endpoints(self) -> list[tuple[str, str, str]]:
         """(part, where, how) for each running part, for `fillpath up` to print."""
-        return [
+        settings = self.settings
+        rows = [
             ("OMS (gRPC)", self.oms_address, "fillpath.v1.OrderManagementService"),
-            (
-                "Postgres",
-                self.pg_dsn,
-                "embedded" if self.postgres else "external",
+            ("Postgres", settings.postgres.dsn, "embedded" if self.postgres else "external"),
+            ("Redis", settings.redis.url, "embedded" if self.redis else "external"),
+        ]
+        if settings.bus.kind == "in-process":
+            return [*rows, ("Event bus", "in-process", "outbox relay from the event store")]
+        broker = "standalone broker" if self.pulsar else "external"
+        return [
+            *rows,
+            ("Event bus", settings.bus.pulsar_url, f"Apache Pulsar, {broker}"),
+            *(
+                (name, f"pid {service.process.pid}", "separate process")
+                for name, service in self.processes.items()
             ),
-            ("Redis", self.redis_url, "embedded" if self.redis else "external"),
-            ("Event bus", "in-process", "outbox relay from the event store"),
         ]
 
     def stop(self) -> None:
-        self.oms.stop()
+        if self.oms is not None:
+            self.oms.stop()
+        for service in reversed(self.processes.values()):
+            service.stop()
+        if self.pulsar is not None:
+            self.pulsar.stop()
         if self.redis is not None:
             self.redis.stop()
         if self.postgres is not None:
@@ -50,25 +70,50 @@ class EmbeddedPlatform:
 
 
 def start_platform(settings: Settings) -> EmbeddedPlatform:
-    postgres = (
-        None if settings.postgres.dsn else start_embedded_postgres(settings.data_dir / "postgres")
-    )
-    redis = None if settings.redis.url else start_embedded_redis(settings.data_dir / "redis")
-    pg_dsn = settings.postgres.dsn or (postgres.dsn if postgres else "")
-    redis_url = settings.redis.url or (redis.url if redis else "")
+    platform = EmbeddedPlatform(settings=settings, oms_address="")
     try:
-        oms = start_oms(settings, pg_dsn, redis_url)
+        if not settings.postgres.dsn:
+            platform.postgres = start_embedded_postgres(settings.data_dir / "postgres")
+        if not settings.redis.url:
+            platform.redis = start_embedded_redis(settings.data_dir / "redis")
+        if settings.bus.kind == "pulsar" and not settings.bus.pulsar_url:
+            platform.pulsar = start_standalone(settings.data_dir / "pulsar")
+        platform.settings = settings = dataclasses.replace(
+            settings,
+            postgres=dataclasses.replace(
+                settings.postgres,
+                dsn=settings.postgres.dsn or (platform.postgres.dsn if platform.postgres else ""),
+            ),
+            redis=dataclasses.replace(
+                settings.redis,
+                url=settings.redis.url or (platform.redis.url if platform.redis else ""),
+            ),
+            bus=dataclasses.replace(
+                settings.bus,
+                pulsar_url=settings.bus.pulsar_url
+                or (platform.pulsar.service_url if platform.pulsar else ""),
+            ),
+        )
+        if settings.bus.kind == "in-process":
+            platform.oms = start_oms(settings, settings.postgres.dsn, settings.redis.url)
+            host = settings.oms.address.rsplit(":", 1)[0]
+            platform.oms_address = f"{host}:{platform.oms.port}"
+        else:
+            _start_processes(platform)
     except BaseException:
-        if redis is not None:
-            redis.stop()
-        if postgres is not None:
-            postgres.stop()
+        platform.stop()
         raise
-    return EmbeddedPlatform(
-        settings=settings,
-        pg_dsn=pg_dsn,
-        redis_url=redis_url,
-        oms=oms,
-        postgres=postgres,
-        redis=redis,
+    return platform
+
+
+def _start_processes(platform: EmbeddedPlatform) -> None:
+    env = platform.settings.to_env()
+    logs = platform.settings.data_dir
+    logs.mkdir(parents=True, exist_ok=True)
+    platform.processes["OMS"] = oms = spawn_service(
+        "fillpath.oms.main", env, log_file=logs / "oms.log"
+    )
+    platform.oms_address = oms.address
+    platform.processes["Outbox relay"] = spawn_service(
+        "fillpath.relay.main", env, log_file=logs / "relay.log", ready_after=" publishing to "
     )

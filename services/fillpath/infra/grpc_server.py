@@ -106,10 +106,11 @@ class _MethodAwarePool:
         return getattr(self._pool, name)
 
 
-def wait_for_signal() -> int:
-    """Blocks until SIGTERM or SIGINT arrives; returns its number."""
+def wait_for_signal(stop: threading.Event | None = None) -> int:
+    """Blocks until SIGTERM or SIGINT arrives (which sets `stop`) or the caller sets `stop`;
+    returns the signal's number, or 0 when it was the caller."""
     received: list[int] = []
-    stop = threading.Event()
+    stop = stop or threading.Event()
 
     def handle(signum: int, _frame: object) -> None:
         received.append(signum)
@@ -118,4 +119,4 @@ def wait_for_signal() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, handle)
     stop.wait()
-    return received[0]
+    return received[0] if received else 0

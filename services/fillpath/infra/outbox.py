@@ -3,7 +3,11 @@
 The events table is the outbox (ARCHITECTURE.md §3). The relay reads events after its
 checkpoint, publishes them, and only then moves the checkpoint. A crash between the two
 publishes a batch again, which consumers absorb by event id; nothing is ever skipped, because
-appends make positions visible strictly in order.
+appends make positions visible strictly in order. Over Pulsar the broker also remembers the
+last position it stored from the relay, so a restarted relay sends nothing twice.
+
+A relay whose bus reports that another publisher took over (`PublisherFenced`) stops for good
+and calls `on_fenced`: two relays never publish at once.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from fillpath.infra.bus import Bus, BusMessage
+from fillpath.infra.bus import Bus, BusMessage, PublisherFenced
 from fillpath.infra.event_proto import envelope_of
 from fillpath.infra.event_store import RecordedEvent
 from fillpath.infra.postgres.event_store import PostgresEventStore
@@ -46,6 +50,7 @@ class OutboxRelay:
         *,
         name: str = "bus",
         batch_size: int = 500,
+        on_fenced: Callable[[], None] = lambda: None,
     ) -> None:
         self._pool = pool
         self._store = store
@@ -55,6 +60,7 @@ class OutboxRelay:
         self._name = name
         self._batch_size = batch_size
         self._stopped = threading.Event()
+        self._on_fenced = on_fenced
         self._thread = threading.Thread(target=self._run, name=f"relay-{name}", daemon=True)
 
     def checkpoint(self) -> int:
@@ -108,6 +114,10 @@ class OutboxRelay:
                 if moved == position:
                     self._notifier.wait_beyond(position, timeout=1.0)
                 position = moved
+            except PublisherFenced:
+                log.error("relay %s stops: another relay publishes now", self._name)
+                self._on_fenced()
+                return
             except Exception:
                 log.exception("relay %s failed after position %d; retrying", self._name, position)
                 self._stopped.wait(1.0)

@@ -1,7 +1,9 @@
 """Service processes started from Python: the benchmark's servers, the crash tests' OMS.
 
-A service prints one line ``<name> listening on <host>:<port>`` when it serves; `spawn_service`
-waits for it and keeps draining the output afterwards, so the child never blocks on a full pipe.
+A service prints one line ``<name> listening on <host>:<port>`` when it serves (a process that
+serves nothing names what it is ready for, e.g. ``fillpath-relay publishing to <url>``);
+`spawn_service` waits for it and keeps draining the output afterwards, so the child never blocks
+on a full pipe.
 """
 
 from __future__ import annotations
@@ -49,8 +51,10 @@ def spawn_service(
     args: Sequence[str] = (),
     log_file: Path | None = None,
     timeout: float = 60.0,
+    ready_after: str = _READY,
 ) -> ServiceProcess:
-    """Runs ``python -m module`` with `env` added to this environment; waits until it serves."""
+    """Runs ``python -m module`` with `env` added to this environment; waits until it prints
+    a line with `ready_after`, and takes what follows it on the line as the address."""
     stderr = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", module, *args],
@@ -71,8 +75,8 @@ def spawn_service(
         with process.stdout:
             for line in process.stdout:
                 output.append(line.rstrip())
-                if not ready.is_set() and _READY in line:
-                    address.append(line.rsplit(_READY, 1)[1].strip())
+                if not ready.is_set() and ready_after in line:
+                    address.append(line.rsplit(ready_after, 1)[1].strip())
                     ready.set()
         ready.set()
 

@@ -30,6 +30,28 @@ class RedisSettings:
     """URL of an external Redis 6+ (``redis://host:6379/0``); empty starts the embedded server."""
 
 
+BUS_KINDS = ("in-process", "pulsar")
+DEFAULT_TOPIC_PREFIX = "persistent://public/default/fillpath-"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BusSettings:
+    kind: str = "in-process"
+    """``in-process`` (one machine, services in one process) or ``pulsar`` (services as
+    separate processes sharing events through Apache Pulsar)."""
+
+    pulsar_url: str = ""
+    """Service URL of an external Pulsar (``pulsar://host:6650``); empty starts the standalone
+    broker in the data directory."""
+
+    topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    """Prefix of every topic name; the domain (``orders``, ``algo``, …) follows it."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in BUS_KINDS:
+            raise ValueError(f"bus kind {self.kind!r} is none of {', '.join(BUS_KINDS)}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OmsSettings:
     address: str = "127.0.0.1:50051"
@@ -58,6 +80,7 @@ class Settings:
 
     postgres: PostgresSettings = field(default_factory=PostgresSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    bus: BusSettings = field(default_factory=BusSettings)
     oms: OmsSettings = field(default_factory=OmsSettings)
 
     trace_to_console: bool = False
@@ -73,6 +96,11 @@ class Settings:
             config_dir=Path(get("CONFIG_DIR")) if get("CONFIG_DIR") else None,
             postgres=PostgresSettings(dsn=get("PG_DSN"), pool_size=int(get("PG_POOL_SIZE", "8"))),
             redis=RedisSettings(url=get("REDIS_URL")),
+            bus=BusSettings(
+                kind=get("BUS", "in-process"),
+                pulsar_url=get("PULSAR_URL"),
+                topic_prefix=get("PULSAR_TOPIC_PREFIX", DEFAULT_TOPIC_PREFIX),
+            ),
             oms=OmsSettings(
                 address=get("OMS_ADDRESS", "127.0.0.1:50051"),
                 snapshot_every=int(get("SNAPSHOT_EVERY", "50")),
@@ -82,3 +110,25 @@ class Settings:
             ),
             trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The ``FILLPATH_*`` variables `from_env` reads back as these settings: how a process
+        hands its settings to the services it starts."""
+        env = {
+            "DATA_DIR": str(self.data_dir),
+            "PG_DSN": self.postgres.dsn,
+            "PG_POOL_SIZE": str(self.postgres.pool_size),
+            "REDIS_URL": self.redis.url,
+            "BUS": self.bus.kind,
+            "PULSAR_URL": self.bus.pulsar_url,
+            "PULSAR_TOPIC_PREFIX": self.bus.topic_prefix,
+            "OMS_ADDRESS": self.oms.address,
+            "SNAPSHOT_EVERY": str(self.oms.snapshot_every),
+            "OMS_MAX_WORKERS": str(self.oms.max_workers),
+            "OMS_PROCESSES": str(self.oms.processes),
+            "OMS_EXPIRY_INTERVAL": str(self.oms.expiry_interval),
+            "TRACE_CONSOLE": "1" if self.trace_to_console else "",
+        }
+        if self.config_dir is not None:
+            env["CONFIG_DIR"] = str(self.config_dir)
+        return {f"FILLPATH_{name}": value for name, value in env.items()}

@@ -1,7 +1,8 @@
 """Composition root of the OMS process: settings in, adapters built and wired, serve, stop.
 
-`python -m fillpath.oms.main` runs the OMS on its own (a Kubernetes pod, the crash tests, the
-benchmark); `fillpath up` calls `start_oms` inside the embedded platform.
+`python -m fillpath.oms.main` runs the OMS on its own (a Kubernetes pod, `fillpath up --bus
+pulsar`, the crash tests, the benchmark), its events published by the relay process
+(fillpath.relay); `fillpath up` calls `start_oms` inside the embedded platform.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from fillpath.core.clock import Clock
 from fillpath.core.events import ORDER_EVENT_TYPES
-from fillpath.infra.bus import ORDERS_TOPIC, Bus, InProcessBus
+from fillpath.infra.bus import ORDERS_TOPIC, Bus, topic_of
 from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
 from fillpath.infra.grpc_server import RunningServer, create_server, wait_for_signal
@@ -54,8 +55,8 @@ class OmsRuntime:
     pool: ConnectionPool[Any]
     store: PostgresEventStore
     notifier: PositionNotifier
-    bus: Bus
-    relay: OutboxRelay
+    bus: Bus | None
+    relay: OutboxRelay | None
     sweeper: ExpirySweeper
     server: RunningServer
     redis_client: redis.Redis
@@ -67,8 +68,10 @@ class OmsRuntime:
     def stop(self, grace: float = 5.0) -> None:
         self.server.stop(grace)
         self.sweeper.stop()
-        self.relay.stop()
-        self.bus.close()
+        if self.relay is not None:
+            self.relay.stop()
+        if self.bus is not None:
+            self.bus.close()
         self.notifier.stop()
         self.redis_client.close()
         self.pool.close()
@@ -86,8 +89,8 @@ def start_oms(
     """Migrates the database (unless told it is done), builds the OMS and starts serving on
     `settings.oms.address`.
 
-    Order events are relayed to `bus` (default: an in-process bus) if it has subscribers
-    when the OMS starts; subscribe consumers before.
+    Order events are relayed to `bus` (an in-process bus; over Pulsar the relay is a process
+    of its own) if it has subscribers when the OMS starts: subscribe consumers before.
     """
     clock = clock or SystemClock()
     if migrate_schema:
@@ -96,13 +99,12 @@ def start_oms(
     pool = open_pool(pg_dsn, settings.postgres.pool_size, name="oms")
     store = PostgresEventStore(pool, order_codec(), clock)
     notifier = PositionNotifier(pg_dsn)
-    bus = bus or InProcessBus()
-    relay = OutboxRelay(pool, store, bus, notifier, topic_of=lambda _type: ORDERS_TOPIC)
-    if bus.listens_to(ORDERS_TOPIC):
+    relay = None
+    if bus is not None and bus.listens_to(ORDERS_TOPIC):
         # Only when something consumes order events: an in-process bus with no subscriber
         # would drop every message, and the relay would spend a read and a checkpoint per
         # commit for nothing. The checkpoint stays where it is until a consumer arrives.
-        relay.start()
+        relay = OutboxRelay(pool, store, bus, notifier, topic_of).start()
     redis_client = redis.Redis.from_url(redis_url)
     oms = OrderManagement(
         store,

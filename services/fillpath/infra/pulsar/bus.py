@@ -34,8 +34,6 @@ from fillpath.infra.bus import BusMessage, DeadLetter, Handler, PublisherFenced
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOPIC_PREFIX = "persistent://public/default/fillpath-"
-
 _client_log = logging.getLogger(f"{__name__}.client")
 if _client_log.level == logging.NOTSET:
     _client_log.setLevel(logging.WARNING)  # the C++ client logs every connection at INFO
@@ -185,7 +183,7 @@ class PulsarBus:
         self,
         service_url: str,
         *,
-        topic_prefix: str = DEFAULT_TOPIC_PREFIX,
+        topic_prefix: str,
         producer_name: str = "fillpath-outbox",
         max_attempts: int = 5,
         redelivery_delay: float = 0.05,
