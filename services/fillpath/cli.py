@@ -19,6 +19,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fillpath.bench.bus import run_bus_bench
 from fillpath.bench.oms import run_oms_bench
 from fillpath.core.errors import FillpathError
 from fillpath.demo import run_demo
@@ -244,6 +245,19 @@ def bench() -> None:
 def bench_oms(rate: int, duration: float, concurrency: int, as_json: bool) -> None:
     """Submit latency and sustained orders/s through gRPC with durable commits."""
     run_oms_bench(console, rate=rate, duration=duration, concurrency=concurrency, as_json=as_json)
+
+
+@bench.command(name="bus")
+@click.option("--events", type=click.IntRange(1_000, 10**7), default=20_000, show_default=True,
+              help="Backlog the relay publishes for the throughput run.")  # fmt: skip
+@click.option("--rate", type=click.IntRange(8, 100_000), default=400, show_default=True,
+              help="Single-event commits per second for the latency run.")  # fmt: skip
+@click.option("--duration", type=click.FloatRange(1, 3600), default=10.0, show_default=True,
+              help="Seconds of the latency run.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench_bus(events: int, rate: int, duration: float, as_json: bool) -> None:
+    """Relay throughput and commit-to-consumer latency, in-process bus vs Pulsar."""
+    run_bus_bench(console, events=events, rate=rate, duration=duration, as_json=as_json)
 
 
 if __name__ == "__main__":
