@@ -57,7 +57,8 @@ def _settings(**overrides: Any) -> Settings:
             settings,
             bus=dataclasses.replace(
                 bus,
-                kind=overrides.get("bus") or bus.kind,
+                kind=overrides.get("bus")
+                or ("pulsar" if overrides.get("pulsar_url") else bus.kind),
                 pulsar_url=overrides.get("pulsar_url") or bus.pulsar_url,
             ),
         )
@@ -127,7 +128,7 @@ main.add_command(orders)
 )
 @click.option(
     "--pulsar-url",
-    help="External Pulsar for --bus pulsar (default: a standalone broker in --data-dir).",
+    help="External Pulsar (implies --bus pulsar; default: a standalone broker in --data-dir).",
 )
 def up(**options: Any) -> None:
     """Start the platform on this machine and serve until Ctrl-C."""

@@ -13,13 +13,17 @@
 - Consuming: each consumer of a subscription is a Key_Shared consumer with a thread of its own,
   so one key's messages go to one consumer at a time, in order. A message is acknowledged only
   after its handler returned (its effects are durable); a handler that raises gets it again in
-  line, keeping the key's order, and after `max_attempts` (deliveries to crashed consumers
-  included) it is parked with its error on the subscription's dead-letter topic. A message
-  that is not an event envelope is parked at once. Either way the rest keeps flowing.
+  line, keeping the key's order, and after `max_attempts` it is parked with its error on the
+  subscription's dead-letter topic. A message that is not an event envelope is parked at once.
+  Either way the rest keeps flowing. A consumer that dies while handling leaves the message
+  unacknowledged, and the broker gives it (first) to the consumer that takes over the key.
+- The broker must keep deduplication and retention on for these topics (the standalone broker
+  does; set them on the namespace of an external one) and the topics must not be partitioned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -107,32 +111,36 @@ class _Consumer:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._bus.closed.is_set():
+        closed = self._bus.closed
+        while not closed.is_set():
             try:
                 received = self._consumer.receive(timeout_millis=200)
             except pulsar.Timeout:
                 continue
             except pulsar.AlreadyClosed:
                 return
+            except Exception:
+                log.exception("%s could not receive; trying again", self._subscription)
+                closed.wait(1.0)
+                continue
+            if not self._handle(received):
+                return  # closing: unacknowledged, so the broker delivers it again
             try:
-                if not self._handle(received):
-                    return  # closing: unacknowledged, so the broker delivers it again
                 self._consumer.acknowledge(received)
             except Exception:
-                # Parking or acknowledging failed (the broker is away): have it sent again.
-                log.exception("%s could not settle a message; it comes again", self._subscription)
-                self._consumer.negative_acknowledge(received)
+                # Delivered again later: a deduplicating handler (Inbox) absorbs it.
+                log.exception("%s could not acknowledge a message", self._subscription)
 
     def _handle(self, received: Any) -> bool:
+        """Handles or parks `received`; False if the bus closed first."""
         message, problem = _decode(received, self._topic)
         if problem is not None:
-            self._park(received, message, problem, received.redelivery_count() + 1)
-            return True
+            return self._park(received, message, problem, received.redelivery_count() + 1)
         return self._deliver(received, message)
 
     def _deliver(self, received: Any, message: BusMessage) -> bool:
         """Handles `message` (retrying, then parking it); False if the bus closed meanwhile."""
-        attempts = received.redelivery_count()  # deliveries to consumers that died handling it
+        attempts = received.redelivery_count()
         while True:
             attempts += 1
             try:
@@ -148,8 +156,7 @@ class _Consumer:
                         self._subscription,
                         attempts,
                     )
-                    self._park(received, message, error, attempts)
-                    return True
+                    return self._park(received, message, error, attempts)
                 log.warning(
                     "redelivering %s to %s (attempt %d failed: %s)",
                     message.event_id,
@@ -157,21 +164,31 @@ class _Consumer:
                     attempts,
                     error,
                 )
-                if self._bus.closed.wait(self._bus.redelivery_delay * attempts):
+                # Backing off, doubling: 5 attempts span about 3 s at the default delay.
+                backoff = self._bus.redelivery_delay * 2 ** (attempts - 1)
+                if self._bus.closed.wait(backoff):
                     return False
 
-    def _park(self, received: Any, message: BusMessage, error: str, attempts: int) -> None:
-        self._bus.dead_letter_producer(self._subscription).send(
-            received.data(),
-            properties={
-                **received.properties(),
-                "topic": self._topic,
-                "subscription": self._subscription,
-                "error": error,
-                "attempts": str(attempts),
-            },
-            partition_key=message.key,
-        )
+    def _park(self, received: Any, message: BusMessage, error: str, attempts: int) -> bool:
+        """Stores `received` on the dead-letter topic, trying until it is stored (the key's
+        later messages wait: they must not overtake it); False if the bus closed first."""
+        properties = {
+            **received.properties(),
+            "topic": self._topic,
+            "subscription": self._subscription,
+            "error": error,
+            "attempts": str(attempts),
+        }
+        while True:
+            try:
+                self._bus.dead_letter_producer(self._subscription).send(
+                    received.data(), properties=properties, partition_key=message.key
+                )
+                return True
+            except Exception:
+                log.exception("%s could not park %s", self._subscription, message.event_id)
+                if self._bus.closed.wait(1.0):
+                    return False
 
     def stop(self) -> None:
         self._thread.join(timeout=5)
@@ -186,7 +203,7 @@ class PulsarBus:
         topic_prefix: str,
         producer_name: str = "fillpath-outbox",
         max_attempts: int = 5,
-        redelivery_delay: float = 0.05,
+        redelivery_delay: float = 0.2,
     ) -> None:
         self.service_url = service_url
         self.client = pulsar.Client(service_url, logger=_client_log)
@@ -311,5 +328,6 @@ class PulsarBus:
         for consumer in consumers:
             consumer.stop()
         for producer in producers:
-            producer.close()
+            with contextlib.suppress(Exception):  # a fenced producer is closed already
+                producer.close()
         self.client.close()

@@ -93,10 +93,9 @@ def _config(ports: _Ports) -> str:
         "allowAutoTopicCreationType": "non-partitioned",
         "functionsWorkerEnabled": "false",
         "ledgerStorageClass": "org.apache.bookkeeper.bookie.storage.ldb.DbLedgerStorage",
-        # The bookie journal still writes every entry before the broker acknowledges it, but
-        # does not fsync: a broker on one machine is as durable as its page cache. The event
-        # store, not the bus, is the record (the relay republishes what a broker lost).
-        "journalSyncData": "false",
+        # The bookie fsyncs its journal before the broker acknowledges a message: once the
+        # relay has moved its checkpoint past an event, the broker alone holds it for the bus.
+        "journalSyncData": "true",
         # Low latency over large batches: the bookie writes its journal as soon as it has an
         # entry, and a caught-up subscription looks for new entries every millisecond.
         "journalFlushWhenQueueEmpty": "true",
@@ -126,26 +125,21 @@ def fetch_jars() -> Path:
     here = resources.files("fillpath.infra.pulsar")
     lib.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="lib-", dir=lib.parent))
-    with (
-        resources.as_file(here / "pom.xml") as pom,
-        resources.as_file(here / "maven-settings.xml") as maven_settings,
-    ):
-        subprocess.run(
-            [
-                mvn,
-                "--batch-mode",
-                "--quiet",
-                "--settings",
-                str(maven_settings),
-                "--file",
-                str(pom),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={staging}",
-            ],
-            check=True,
-        )
-    staging.rename(lib)  # whole or not at all: a half-fetched folder is never mistaken for done
+    command = [mvn, "--batch-mode", "--quiet", "dependency:copy-dependencies"]
+    command += ["-DincludeScope=runtime", f"-DoutputDirectory={staging}"]
+    try:
+        with (
+            resources.as_file(here / "pom.xml") as pom,
+            resources.as_file(here / "maven-settings.xml") as maven_settings,
+        ):
+            subprocess.run([*command, "--settings", maven_settings, "--file", pom], check=True)
+        # Whole or not at all: a half-fetched folder is never mistaken for a done one.
+        staging.rename(lib)
+    except OSError:
+        if not lib.is_dir():  # a concurrent fetch that finished first is as good
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return lib
 
 
@@ -160,6 +154,9 @@ class PulsarStandalone:
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stops the broker cleanly (SIGTERM runs its shutdown hooks), killing it if it hangs."""
+        if self.process is None and not _ours(self.pid, self.data_dir):
+            (self.data_dir / "broker.pid").unlink(missing_ok=True)
+            return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM)
         if not _wait_gone(self.pid, self.process, timeout):
@@ -187,9 +184,20 @@ def _wait_gone(pid: int, process: subprocess.Popen[bytes] | None, timeout: float
 def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or the number is someone else's now
         return False
     return True
+
+
+def _ours(pid: int, data_dir: Path) -> bool:
+    """Whether `pid` is the broker of `data_dir` (not a process that reused its number)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc here: trust the number
+        return _running(pid)
+    return str(data_dir / "standalone.conf").encode() in command
 
 
 def _healthy(admin_url: str) -> bool:
@@ -239,13 +247,28 @@ def _standalone(data_dir: Path, ports: _Ports, pid: int) -> PulsarStandalone:
 
 
 def _found(data_dir: Path, ports: _Ports) -> PulsarStandalone | None:
-    """The broker already running in `data_dir`, if any."""
+    """The broker already running (or starting) in `data_dir`, once it serves; None if none."""
     try:
         pid = int((data_dir / "broker.pid").read_text())
     except (FileNotFoundError, ValueError):
         return None
+    if not _ours(pid, data_dir):
+        return None
     broker = _standalone(data_dir, ports, pid)
-    return broker if _running(pid) and _healthy(broker.admin_url) else None
+    _wait_healthy(broker)
+    return broker
+
+
+def _wait_healthy(broker: PulsarStandalone) -> None:
+    deadline = time.monotonic() + _START_TIMEOUT
+    while not _healthy(broker.admin_url):
+        exited = broker.process.poll() is not None if broker.process else not _running(broker.pid)
+        if exited or time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the Pulsar broker did not start; see {broker.data_dir / 'broker.log'} and "
+                f"{broker.data_dir / 'broker.out'}"
+            )
+        time.sleep(0.25)
 
 
 def start_standalone(
@@ -298,18 +321,14 @@ def start_standalone(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    (data_dir / "broker.pid").write_text(f"{process.pid}\n")
     broker = _standalone(data_dir, ports, process.pid)
     broker.process = process
-    deadline = time.monotonic() + _START_TIMEOUT
-    while not _healthy(broker.admin_url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            broker.stop(timeout=10)
-            raise RuntimeError(
-                f"the Pulsar broker did not start (exit {process.returncode});"
-                f" see {data_dir / 'broker.log'} and {data_dir / 'broker.out'}"
-            )
-        time.sleep(0.25)
-    (data_dir / "broker.pid").write_text(f"{process.pid}\n")
+    try:
+        _wait_healthy(broker)
+    except BaseException:  # not started, or interrupted: leave no broker behind
+        broker.stop(timeout=10)
+        raise
     return broker
 
 
