@@ -7,6 +7,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
+# numba caches compiled kernels beside the sources unless told otherwise: keep them out of the
+# checkout, with the other downloads and builds.
+export NUMBA_CACHE_DIR ?= $(HOME)/.cache/fillpath/numba
+
 PROTO_SRC := $(wildcard protos/fillpath/v1/*.proto)
 API_DIR   := services/fillpath/api/v1
 

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fillpath.bench.bus import run_bus_bench
+from fillpath.bench.lab import run_lab_bench
 from fillpath.bench.oms import run_oms_bench
 from fillpath.core.errors import FillpathError
 from fillpath.demo import run_demo
@@ -259,6 +260,17 @@ def bench_oms(rate: int, duration: float, concurrency: int, as_json: bool) -> No
 def bench_bus(events: int, rate: int, duration: float, as_json: bool) -> None:
     """Relay throughput and commit-to-consumer latency, in-process bus vs Pulsar."""
     run_bus_bench(console, events=events, rate=rate, duration=duration, as_json=as_json)
+
+
+@bench.command(name="lab")
+@click.option("--symbol", default="GLBX", show_default=True, help="Instrument to simulate.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--step", type=click.FloatRange(0.01, 3600), default=1.0, show_default=True,
+              help="Simulated seconds per driver step.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench_lab(symbol: str, seed: int, step: float, as_json: bool) -> None:
+    """Book events per second and the wall time of one simulated day in the market lab."""
+    run_lab_bench(console, symbol=symbol, seed=seed, step=step, as_json=as_json)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ class Instrument:
     adv: int
     # Previous close: the reference for price collars and for the notional of market orders.
     reference_price: Price
+    # Standard deviation of daily returns (0.02 = 2 %): the market lab's volatility, and the
+    # strategy's and algorithms' prior before they have estimated it from market data.
+    daily_volatility: float = 0.02
     # When the regular session closes, in the exchange's time zone: DAY orders expire then.
     session_close: time = time(16, 0)
     timezone: str = "America/New_York"
@@ -91,6 +94,11 @@ def instruments_from_mapping(data: Mapping[str, Any]) -> dict[str, Instrument]:
         reference = _price(entry, "reference_price", path, violations)
         lot = _positive_int(entry, "lot_size", path, violations, default=1)
         adv = _positive_int(entry, "adv", path, violations, default=None)
+        volatility = entry.get("daily_volatility", 0.02)
+        if type(volatility) not in (int, float) or not 0 < volatility < 1:
+            violations.append(
+                FieldViolation(f"{path}.daily_volatility", volatility, "must be between 0 and 1")
+            )
         if tick and reference and not reference.is_multiple_of(tick):
             violations.append(
                 FieldViolation(f"{path}.reference_price", str(reference), "not on the tick grid")
@@ -110,6 +118,7 @@ def instruments_from_mapping(data: Mapping[str, Any]) -> dict[str, Instrument]:
                 lot_size=lot,
                 adv=adv,
                 reference_price=reference,
+                daily_volatility=float(volatility),
                 **_session(entry, path, violations),
             )
     if violations:

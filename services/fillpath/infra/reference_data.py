@@ -25,7 +25,8 @@ class ReferenceData:
     accounts: dict[str, Account]
 
 
-def _read(folder: Path | None, name: str) -> tuple[str, Any]:
+def read_yaml(folder: Path | None, name: str) -> tuple[str, Any]:
+    """(where it came from, the parsed YAML) of `name` in `folder` or the shipped defaults."""
     if folder is None:
         text = (files("fillpath") / "defaults" / name).read_text(encoding="utf-8")
         origin = f"fillpath/defaults/{name}"
@@ -51,12 +52,12 @@ def load_reference_data(folder: Path | None = None) -> ReferenceData:
     Raises:
         InvalidArgument: every bad entry, named by file and path.
     """
-    origin, data = _read(folder, "instruments.yaml")
+    origin, data = read_yaml(folder, "instruments.yaml")
     try:
         instruments = instruments_from_mapping(data)
     except InvalidArgument as err:
         raise _in_file(origin, err) from err
-    origin, data = _read(folder, "accounts.yaml")
+    origin, data = read_yaml(folder, "accounts.yaml")
     try:
         accounts = accounts_from_mapping(data)
     except InvalidArgument as err:
