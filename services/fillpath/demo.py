@@ -1,15 +1,16 @@
-"""`make demo`: a scripted trading session against the embedded platform.
+"""`make demo`: a trading session against the market lab on the embedded platform.
 
-It starts everything (embedded Postgres and Redis, the OMS), then plays a trading system and the
-venues: submits parent orders (one retried, two refused by pre-trade checks), places child
-orders on venues, feeds back acks, fills and a cancel as the venues would report them, and ends
-with the order book, one order's audit trail and `verify` over everything recorded.
+It starts everything (embedded Postgres and Redis, the OMS, the market lab's simulated venues),
+then plays a trading system and an algorithm: submits parent orders (one retried, two refused by
+pre-trade checks), places child orders straight on the lab's venues — a market IOC, a passive
+limit, a post-only order, a dark midpoint order — and lets the session run while acks, fills and
+cancels flow back into the OMS. It ends with the orders, one order's audit trail, `verify` over
+everything recorded, and a plot of the simulated day (price, spread, volume profile) as a PNG.
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -19,53 +20,25 @@ from rich.table import Table
 from fillpath.api.v1 import common_pb2, oms_pb2, oms_pb2_grpc
 from fillpath.core.price import Price
 from fillpath.embedded import EmbeddedPlatform, start_platform
+from fillpath.infra.cache import cache_dir
+from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.settings import OmsSettings, Settings
 from fillpath.infra.telemetry import ACTOR_KEY
+from fillpath.market.config import LabConfig, lab_parameters
+from fillpath.market.gateway import SimulatedGateway
+from fillpath.market.lab import lab_for
+from fillpath.market.marketdata import QuoteBoard
+from fillpath.market.plot import DayRecorder, plot_day
 from fillpath.oms.cli import history_table, orders_table
 from fillpath.oms.verify import verify
 
 C = common_pb2
+SYMBOLS = ["ACME", "GLBX", "INIT", "UMBR"]
+START = 1800.0  # 10:00, half an hour after the open
 
 
 def _px(text: str) -> int:
     return Price.parse(text).nanos
-
-
-@dataclass(frozen=True, slots=True)
-class _Venue:
-    """Plays a venue: turns what it 'did' into execution reports for the OMS."""
-
-    name: str
-    stub: oms_pb2_grpc.OrderManagementServiceStub
-
-    def report(self, child_id: str, exec_id: str, exec_type: int, **fields: object) -> None:
-        report = oms_pb2.ExecutionReport(
-            order_id=child_id,
-            exec_id=f"{self.name}-{exec_id}",
-            exec_type=exec_type,  # type: ignore[arg-type]
-            venue=self.name,
-            **fields,  # type: ignore[arg-type]
-        )
-        self.stub.ApplyExecutionReport(
-            oms_pb2.ApplyExecutionReportRequest(report=report),
-            metadata=((ACTOR_KEY, f"venue:{self.name}"),),
-        )
-
-    def ack(self, child_id: str) -> None:
-        self.report(
-            child_id, f"{child_id}-ack", C.EXEC_TYPE_NEW, venue_order_id=f"{self.name}:{child_id}"
-        )
-
-    def fill(self, child_id: str, n: int, qty: int, price: str, maker: bool, fee: str) -> None:
-        self.report(
-            child_id,
-            f"{child_id}-fill-{n}",
-            C.EXEC_TYPE_TRADE,
-            last_quantity=qty,
-            last_price_nanos=_px(price),
-            liquidity=C.LIQUIDITY_FLAG_MAKER if maker else C.LIQUIDITY_FLAG_TAKER,
-            fee_nanos=_px(fee) if not fee.startswith("-") else -_px(fee[1:]),
-        )
 
 
 def _submit(
@@ -90,20 +63,37 @@ def _children(
     return [c.terms.order_id for c in response.children]
 
 
-def _play(console: Console, platform: EmbeddedPlatform) -> str:
+def _child(
+    client_id: str, venue: str, quantity: int, **fields: object
+) -> oms_pb2.ChildOrderRequest:
+    return oms_pb2.ChildOrderRequest(
+        client_order_id=client_id,
+        venue=venue,
+        quantity=quantity,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _play(console: Console, platform: EmbeddedPlatform, gateway: SimulatedGateway) -> str:
+    lab = gateway.lab
+    board = QuoteBoard(venues=len(lab.venues))
     with grpc.insecure_channel(platform.oms_address) as channel:
         stub = oms_pb2_grpc.OrderManagementServiceStub(channel)
-        console.rule("A trading system submits parent orders")
-        acme = _submit(
-            stub, "demo-acme-1", account="DESK-EQ", portfolio="ALPHA", symbol="ACME",
-            side=C.SIDE_BUY, order_type=C.ORDER_TYPE_LIMIT, time_in_force=C.TIME_IN_FORCE_DAY,
-            quantity=12_000, limit_price_nanos=_px("102.40"), decision_price_nanos=_px("102.35"),
-        ).order  # fmt: skip
-        retry = _submit(
-            stub, "demo-acme-1", account="DESK-EQ", portfolio="ALPHA", symbol="ACME",
-            side=C.SIDE_BUY, order_type=C.ORDER_TYPE_LIMIT, time_in_force=C.TIME_IN_FORCE_DAY,
-            quantity=12_000, limit_price_nanos=_px("102.40"), decision_price_nanos=_px("102.35"),
-        )  # fmt: skip
+        for data in gateway.advance_to(START).market_data:
+            board.update(data.symbol, data.records)
+        acme_nbbo = board.nbbo("ACME")
+        console.rule(
+            f"10:00 in the lab: ACME {acme_nbbo.bid / 1e9:.2f} × {acme_nbbo.ask / 1e9:.2f}; "
+            "a trading system submits parent orders"
+        )
+        order: dict[str, object] = {
+            "account": "DESK-EQ", "portfolio": "ALPHA", "symbol": "ACME", "side": C.SIDE_BUY,
+            "order_type": C.ORDER_TYPE_LIMIT, "time_in_force": C.TIME_IN_FORCE_DAY,
+            "quantity": 12_000, "limit_price_nanos": acme_nbbo.ask + _px("0.10"),
+            "decision_price_nanos": acme_nbbo.mid,
+        }  # fmt: skip
+        acme = _submit(stub, "demo-acme-1", **order).order
+        retry = _submit(stub, "demo-acme-1", **order)
         console.print(
             f"retried submit of demo-acme-1 → duplicate={retry.duplicate}, "
             f"same order {retry.order.terms.order_id == acme.terms.order_id}"
@@ -124,70 +114,100 @@ def _play(console: Console, platform: EmbeddedPlatform) -> str:
             quantity=20_000, limit_price_nanos=_px("21.50"),
         )  # fmt: skip
 
-        console.rule("An algorithm places child orders; the venues report back")
-        lit, arca, dark = (_Venue(v, stub) for v in ("XNAS", "ARCX", "DARK-X"))
+        console.rule("An algorithm places child orders on the lab's venues")
         acme_id = acme.terms.order_id
-        nasdaq_child, arca_child, dark_child = _children(
+        _children(
             stub, acme_id,
-            oms_pb2.ChildOrderRequest(client_order_id="acme-s1", venue="XNAS", quantity=5_000,
-                order_type=C.ORDER_TYPE_LIMIT, time_in_force=C.TIME_IN_FORCE_DAY,
-                limit_price_nanos=_px("102.38"), post_only=True),
-            oms_pb2.ChildOrderRequest(client_order_id="acme-s2", venue="ARCX", quantity=4_000,
-                order_type=C.ORDER_TYPE_LIMIT, time_in_force=C.TIME_IN_FORCE_IOC,
-                limit_price_nanos=_px("102.39")),
-            oms_pb2.ChildOrderRequest(client_order_id="acme-s3", venue="DARK-X", quantity=3_000,
-                order_type=C.ORDER_TYPE_LIMIT, time_in_force=C.TIME_IN_FORCE_DAY,
-                limit_price_nanos=_px("102.40"), min_quantity=500),
+            _child("acme-take", "lumen", 3_000, order_type=C.ORDER_TYPE_LIMIT,
+                   time_in_force=C.TIME_IN_FORCE_IOC,
+                   limit_price_nanos=acme_nbbo.ask + _px("0.03")),
+            _child("acme-join", "orbit", 4_000, order_type=C.ORDER_TYPE_LIMIT,
+                   time_in_force=C.TIME_IN_FORCE_DAY, limit_price_nanos=acme_nbbo.bid),
+            _child("acme-post", "vertex", 2_000, order_type=C.ORDER_TYPE_LIMIT,
+                   time_in_force=C.TIME_IN_FORCE_DAY, limit_price_nanos=acme_nbbo.bid,
+                   post_only=True),
+            _child("acme-dark", "shade", 3_000, order_type=C.ORDER_TYPE_LIMIT,
+                   time_in_force=C.TIME_IN_FORCE_DAY, limit_price_nanos=acme_nbbo.ask,
+                   min_quantity=200),
         )  # fmt: skip
-        for venue, child in ((lit, nasdaq_child), (arca, arca_child), (dark, dark_child)):
-            venue.ack(child)
-        lit.fill(nasdaq_child, 1, 2_000, "102.36", maker=True, fee="-0.40")
-        arca.fill(arca_child, 1, 4_000, "102.37", maker=False, fee="1.20")
-        dark.fill(dark_child, 1, 1_200, "102.365", maker=True, fee="0.12")
-        lit.fill(nasdaq_child, 2, 3_000, "102.38", maker=True, fee="-0.60")
-        console.print("ACME: 10,200 of 12,000 done; the trader cancels the rest")
+        _children(
+            stub, globex.terms.order_id,
+            _child("glbx-s1", "lumen", 3_000, order_type=C.ORDER_TYPE_MARKET,
+                   time_in_force=C.TIME_IN_FORCE_IOC),
+            _child("glbx-s2", "quarry", 2_000, order_type=C.ORDER_TYPE_MARKET,
+                   time_in_force=C.TIME_IN_FORCE_IOC),
+        )  # fmt: skip
+        gateway.advance_to(START + 300.0)
+        console.print("five simulated minutes later, the trader cancels what is left of ACME")
         stub.CancelOrder(
             oms_pb2.CancelOrderRequest(order_id=acme_id, reason="enough for today"),
             metadata=((ACTOR_KEY, "demo-trader"),),
         )
-        dark.report(dark_child, f"{dark_child}-cxl", C.EXEC_TYPE_CANCELED, text="canceled by user")
-
-        globex_children = _children(
-            stub, globex.terms.order_id,
-            oms_pb2.ChildOrderRequest(client_order_id="glbx-s1", venue="XNAS", quantity=3_000,
-                order_type=C.ORDER_TYPE_MARKET, time_in_force=C.TIME_IN_FORCE_IOC),
-            oms_pb2.ChildOrderRequest(client_order_id="glbx-s2", venue="BATS", quantity=2_000,
-                order_type=C.ORDER_TYPE_MARKET, time_in_force=C.TIME_IN_FORCE_IOC),
-        )  # fmt: skip
-        bats = _Venue("BATS", stub)
-        lit.ack(globex_children[0])
-        lit.fill(globex_children[0], 1, 3_000, "48.10", maker=False, fee="0.90")
-        bats.ack(globex_children[1])
-        bats.fill(globex_children[1], 1, 2_000, "48.11", maker=False, fee="0.50")
+        gateway.advance_to(START + 301.0)
 
         listing = stub.ListOrders(oms_pb2.ListOrdersRequest(sort=oms_pb2.ORDER_SORT_CREATED_ASC))
         console.print(orders_table(list(listing.orders), "Parent orders"))
         acme_now = stub.GetOrder(oms_pb2.GetOrderRequest(order_id=acme_id)).order
         console.print(orders_table(list(acme_now.children), f"Child orders of {acme_id} (ACME)"))
+        console.print(_fills_table(stub, acme_now))
         trail = stub.GetOrderHistory(oms_pb2.GetOrderHistoryRequest(order_id=acme_id))
         console.print(history_table(list(trail.entries), f"Audit trail of {acme_id} (ACME)"))
         return acme_id
 
 
+def _fills_table(stub: oms_pb2_grpc.OrderManagementServiceStub, parent: oms_pb2.Order) -> Table:
+    table = Table(
+        title="ACME fills as the venues reported them", title_justify="left", header_style="bold"
+    )
+    for column in ("child", "venue", "liquidity", "qty", "price", "fee"):
+        table.add_column(column, justify="right" if column in ("qty", "price", "fee") else "left")
+    total_qty = total_fee = 0
+    for child in parent.children:
+        trail = stub.GetOrderHistory(oms_pb2.GetOrderHistoryRequest(order_id=child.terms.order_id))
+        for entry in trail.entries:
+            if entry.event.event_type != "ChildOrderFilled":
+                continue
+            fill = entry.event.child_order_filled
+            total_qty += fill.quantity
+            total_fee += fill.fee_nanos
+            table.add_row(
+                child.terms.client_order_id,
+                child.terms.venue,
+                C.LiquidityFlag.Name(fill.liquidity).removeprefix("LIQUIDITY_FLAG_").lower(),
+                f"{fill.quantity:,}",
+                f"{fill.price_nanos / 1e9:.4f}",
+                f"{fill.fee_nanos / 1e9:+.2f}",
+            )
+    table.add_row("total", "", "", f"{total_qty:,}", "", f"{total_fee / 1e9:+.2f}")
+    return table
+
+
 def run_demo(console: Console, data_dir: Path | None = None) -> None:
+    reference = load_reference_data()
+    config = LabConfig()
+    lab = lab_for(config, reference.instruments, lab_parameters(), SYMBOLS)
+    recorder = DayRecorder(symbol="ACME", venues=len(lab.venues))
+    gateway = SimulatedGateway(lab, on_market_data=recorder)
     with tempfile.TemporaryDirectory(prefix="fillpath-demo-") as scratch:
         root = data_dir or Path(scratch)
         settings = Settings(data_dir=root, oms=OmsSettings(address="127.0.0.1:0"))
-        with console.status("starting embedded Postgres, Redis and the OMS…"):
-            platform = start_platform(settings)
+        with console.status("starting embedded Postgres, Redis, the OMS and the market lab…"):
+            platform = start_platform(settings, gateway=gateway)
         try:
             table = Table(title="fillpath (embedded)", title_justify="left", header_style="bold")
             for column in ("part", "where", "what"):
                 table.add_column(column)
             for row in platform.endpoints():
                 table.add_row(*row)
+            table.add_row(
+                "Market lab",
+                f"{len(config.lit)} lit venues, {len(config.dark)} dark pools",
+                f"simulated session of {config.session_date}, seed {config.seed}",
+            )
             console.print(table)
-            _play(console, platform)
+            _play(console, platform, gateway)
+            with console.status("running the lab to the close…"):
+                gateway.run_to_close()
             assert platform.oms is not None  # the demo runs the OMS in process
             report = verify(platform.oms.pool, platform.oms.store, platform.oms.store.codec)
             verdict = (
@@ -199,3 +219,12 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
             )
         finally:
             platform.stop()
+    plot = plot_day(
+        recorder,
+        tick_nanos=lab.model("ACME").tick_nanos,
+        session_seconds=config.session_seconds,
+        profile=config.volume_profile,
+        path=(data_dir or cache_dir() / "demo") / "lab-day-ACME.png",
+        title=f"ACME in the market lab, {config.session_date} (seed {config.seed})",
+    )
+    console.print(f"the simulated day (price, spread, volume profile): {plot}")

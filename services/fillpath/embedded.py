@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from fillpath.core.venues import VenueGateway
 from fillpath.infra.postgres.embedded import EmbeddedPostgres, start_embedded_postgres
 from fillpath.infra.pulsar.standalone import PulsarStandalone, start_standalone
 from fillpath.infra.redis.embedded import EmbeddedRedis, start_embedded_redis
@@ -69,7 +70,11 @@ class EmbeddedPlatform:
             self.postgres.stop()
 
 
-def start_platform(settings: Settings) -> EmbeddedPlatform:
+def start_platform(settings: Settings, *, gateway: VenueGateway | None = None) -> EmbeddedPlatform:
+    """Starts what `settings` ask for. Child orders go to `gateway` (the market lab's simulated
+    venues, say) when one is given; that needs the in-process bus (the OMS in this process)."""
+    if gateway is not None and settings.bus.kind != "in-process":
+        raise ValueError("a venue gateway in process needs the in-process bus")
     platform = EmbeddedPlatform(settings=settings, oms_address="")
     try:
         if not settings.postgres.dsn:
@@ -95,7 +100,9 @@ def start_platform(settings: Settings) -> EmbeddedPlatform:
             ),
         )
         if settings.bus.kind == "in-process":
-            platform.oms = start_oms(settings, settings.postgres.dsn, settings.redis.url)
+            platform.oms = start_oms(
+                settings, settings.postgres.dsn, settings.redis.url, gateway=gateway
+            )
             host = settings.oms.address.rsplit(":", 1)[0]
             platform.oms_address = f"{host}:{platform.oms.port}"
         else:

@@ -19,10 +19,11 @@ import numpy as np
 from numpy.lib.recfunctions import repack_fields
 
 from fillpath.core.commands import ApplyExecutionReport
-from fillpath.core.enums import ExecType, LiquidityFlag, OrderType, Side, TimeInForce
+from fillpath.core.enums import ExecType, LiquidityFlag, OrderType, Side
 from fillpath.core.errors import FieldViolation, InvalidArgument
 from fillpath.core.instruments import Instrument
 from fillpath.core.price import Price
+from fillpath.core.venues import VenueOrder
 from fillpath.market import engine as eng
 from fillpath.market import rng
 from fillpath.market.config import (
@@ -72,22 +73,6 @@ _MARKET_DATA = (OUT_QUOTE, OUT_TRADE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LabOrder:
-    """A child order as a venue receives it (FIX NewOrderSingle)."""
-
-    client_order_id: str
-    symbol: str
-    venue: str
-    side: Side
-    quantity: int
-    order_type: OrderType = OrderType.LIMIT
-    limit_price: Price | None = None
-    time_in_force: TimeInForce = TimeInForce.DAY
-    post_only: bool = False
-    min_quantity: int = 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class MarketData:
     """Market data released in a step for one instrument: OUT records of kind quote or trade,
     with the time each reached us (seconds since the open)."""
@@ -110,7 +95,7 @@ class _Instrument:
     pending: list[np.ndarray] = field(default_factory=list)  # 0-d ACTION arrays
     carry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=OUT))
     carry_received: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    orders: list[str] = field(default_factory=list)  # client order id by handle
+    orders: list[str] = field(default_factory=list)  # order id by handle
     closed: bool = False
 
 
@@ -181,7 +166,7 @@ class MarketLab:
 
     # ---- our orders -------------------------------------------------------------------------
 
-    def submit(self, order: LabOrder) -> bool:
+    def submit(self, order: VenueOrder) -> bool:
         """Sends a new order; it reaches the venue after the venue's order-entry latency.
 
         Returns False (and does nothing) when the client order id was sent before: the OMS
@@ -190,7 +175,7 @@ class MarketLab:
         Raises:
             InvalidArgument: unknown symbol or venue, or a price off the tick grid.
         """
-        if order.client_order_id in self._orders:
+        if order.order_id in self._orders:
             return False
         item, venue = self._check(order.symbol, order.venue)
         violations = []
@@ -200,8 +185,8 @@ class MarketLab:
         if violations:
             raise InvalidArgument(violations)
         handle = len(item.orders)
-        item.orders.append(order.client_order_id)
-        self._orders[order.client_order_id] = (order.symbol, handle, venue)
+        item.orders.append(order.order_id)
+        self._orders[order.order_id] = (order.symbol, handle, venue)
         self._grow(item, handle)
         self._queue(
             item,
@@ -217,13 +202,13 @@ class MarketLab:
         )
         return True
 
-    def cancel(self, client_order_id: str) -> None:
-        item, handle, venue = self._known(client_order_id)
+    def cancel(self, order_id: str) -> None:
+        item, handle, venue = self._known(order_id)
         self._queue(item, kind=ACT_CANCEL, venue=venue, handle=handle)
 
-    def replace(self, client_order_id: str, quantity: int, limit_price: Price | None) -> None:
+    def replace(self, order_id: str, quantity: int, limit_price: Price | None) -> None:
         """Cancel/replace to a new total quantity and limit (None: a market order's)."""
-        item, handle, venue = self._known(client_order_id)
+        item, handle, venue = self._known(order_id)
         violations: list[FieldViolation] = []
         order_type = OrderType.MARKET if limit_price is None else OrderType.LIMIT
         level = self._level(item, order_type, limit_price, violations)
@@ -355,10 +340,10 @@ class MarketLab:
         assert index is not None
         return item, index
 
-    def _known(self, client_order_id: str) -> tuple[_Instrument, int, int]:
-        if client_order_id not in self._orders:
-            raise InvalidArgument.single("client_order_id", client_order_id, "unknown order")
-        symbol, handle, venue = self._orders[client_order_id]
+    def _known(self, order_id: str) -> tuple[_Instrument, int, int]:
+        if order_id not in self._orders:
+            raise InvalidArgument.single("order_id", order_id, "unknown order")
+        symbol, handle, venue = self._orders[order_id]
         return self._instruments[symbol], handle, venue
 
     def _level(

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from fillpath.core.clock import Clock
 from fillpath.core.events import ORDER_EVENT_TYPES
+from fillpath.core.venues import VenueGateway
 from fillpath.infra.bus import ORDERS_TOPIC, Bus, topic_of
 from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
@@ -40,6 +41,7 @@ from fillpath.oms.expiry import ExpirySweeper
 from fillpath.oms.projection import OMS_MIGRATIONS, OrderViews
 from fillpath.oms.service import OrderManagement
 from fillpath.oms.servicer import OrderManagementServicer
+from fillpath.oms.venues import VenueDispatcher
 
 log = logging.getLogger("fillpath.oms")
 
@@ -85,12 +87,15 @@ def start_oms(
     bus: Bus | None = None,
     share_port: bool = False,
     migrate_schema: bool = True,
+    gateway: VenueGateway | None = None,
 ) -> OmsRuntime:
     """Migrates the database (unless told it is done), builds the OMS and starts serving on
     `settings.oms.address`.
 
     Order events are relayed to `bus` (an in-process bus; over Pulsar the relay is a process
     of its own) if it has subscribers when the OMS starts: subscribe consumers before.
+    Child orders go to `gateway` once recorded, and its execution reports are applied; what a
+    previous run may have left unsent is sent again first.
     """
     clock = clock or SystemClock()
     if migrate_schema:
@@ -114,6 +119,14 @@ def start_oms(
         snapshot_every=settings.oms.snapshot_every,
     )
     views = OrderViews(pool)
+    if gateway is not None:
+        dispatcher = VenueDispatcher(gateway, oms)
+        oms.on_recorded = dispatcher.recorded
+        resent = dispatcher.resend_unsent(views.with_unsent_children())
+        if resent:
+            log.info(
+                "sent %d child order request(s) again that a previous run left pending", resent
+            )
     servicer = OrderManagementServicer(oms, views, store, notifier)
     server = create_server(
         settings.oms.address,

@@ -176,6 +176,17 @@ class OrderViews:
             ).fetchall()
         return [row[0] for row in rows]
 
+    def with_unsent_children(self) -> list[str]:
+        """Parents with a child still pending new or cancel: what a crash may have left unsent."""
+        pending = [int(OrderStatus.PENDING_NEW), int(OrderStatus.PENDING_CANCEL)]
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT parent_order_id FROM order_view"
+                " WHERE parent_order_id IS NOT NULL AND status = ANY(%s) ORDER BY 1",
+                (pending,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def snapshot_rows(self) -> list[tuple[Any, ...]]:
         """Every row, in order id order: what a rebuild must reproduce exactly."""
         with self._pool.connection() as conn:

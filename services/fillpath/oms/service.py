@@ -84,6 +84,9 @@ class OrderManagement:
         self._rate_limiter = rate_limiter
         self._clock = clock
         self._snapshot_every = snapshot_every
+        self.on_recorded: Callable[[Outcome], None] | None = None
+        """Called with every outcome that recorded events, after they are durable (the venue
+        dispatcher sends child orders, cancels and replaces on from here)."""
 
     # ---- commands ---------------------------------------------------------------------------
 
@@ -118,7 +121,7 @@ class OrderManagement:
             # The stream exists: a retry, or a concurrent duplicate that won the race. (The
             # rate limit counted this message too, as a venue would.)
             return self._original(order_id, command)
-        return Outcome(aggregate=aggregate, events=tuple(events))
+        return self._recorded(Outcome(aggregate=aggregate, events=tuple(events)))
 
     def amend(self, command: AmendOrder, context: CommandContext) -> Outcome:
         def decide(aggregate: ParentOrder) -> list[OrderEvent]:
@@ -238,11 +241,16 @@ class OrderManagement:
                 return Outcome(aggregate=aggregate, events=())
             try:
                 self._append(aggregate, loaded_version, head_hash, events, context)
-                return Outcome(aggregate=aggregate, events=tuple(events))
+                return self._recorded(Outcome(aggregate=aggregate, events=tuple(events)))
             except ConcurrencyConflict:
                 if attempt == MAX_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
+
+    def _recorded(self, outcome: Outcome) -> Outcome:
+        if self.on_recorded is not None:
+            self.on_recorded(outcome)
+        return outcome
 
     def _append(
         self,

@@ -8,7 +8,8 @@ import numpy as np
 
 from fillpath.core.enums import ExecType, LiquidityFlag, OrderType, Side, TimeInForce
 from fillpath.core.price import Price
-from fillpath.market.lab import LabOrder, MarketLab
+from fillpath.core.venues import VenueOrder
+from fillpath.market.lab import MarketLab
 from fillpath.market.layout import OUT_FILL, OUT_QUOTE
 from fillpath.market.marketdata import QuoteBoard
 
@@ -19,8 +20,8 @@ def _session(lab: MarketLab, minutes: int) -> None:
         lab.advance(minute * 60.0)
         if minute % 5 == 1:
             lab.submit(
-                LabOrder(
-                    client_order_id=f"dark-{minute}",
+                VenueOrder(
+                    order_id=f"dark-{minute}",
                     symbol="ACME",
                     venue="shade",
                     side=Side.BUY,
@@ -30,8 +31,8 @@ def _session(lab: MarketLab, minutes: int) -> None:
                 )
             )
             lab.submit(
-                LabOrder(
-                    client_order_id=f"ioc-{minute}",
+                VenueOrder(
+                    order_id=f"ioc-{minute}",
                     symbol="ACME",
                     venue="lumen",
                     side=Side.SELL,
@@ -63,8 +64,8 @@ def test_dark_fills_are_at_the_midpoint_and_never_below_the_minimum(
         reports.extend(step.reports)
         for venue, side in (("shade", Side.BUY), ("umbra", Side.SELL), ("shade", Side.SELL)):
             lab.submit(
-                LabOrder(
-                    client_order_id=f"{venue}-{side.name}-{minute}",
+                VenueOrder(
+                    order_id=f"{venue}-{side.name}-{minute}",
                     symbol="ACME",
                     venue=venue,
                     side=side,

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from fillpath.core.enums import OrderType, Side, TimeInForce
+from fillpath.core.venues import VenueOrder
 from fillpath.market.config import US_EQUITY_PROFILE
-from fillpath.market.lab import LabOrder, MarketLab
+from fillpath.market.lab import MarketLab
 from fillpath.market.layout import OUT_QUOTE, OUT_TRADE
 from fillpath.market.marketdata import QuoteBoard
 
@@ -89,8 +90,8 @@ def _meta_order(
         target = round(quantity * min(1.0, (t - start) / duration) / 100) * 100
         if target > sent:
             with_order.submit(
-                LabOrder(
-                    client_order_id=f"meta-{k}",
+                VenueOrder(
+                    order_id=f"meta-{k}",
                     symbol=symbol,
                     venue=lit[k % len(lit)],
                     side=Side.BUY,
