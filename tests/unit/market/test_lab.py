@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from fillpath.core.enums import ExecType, LiquidityFlag, OrderType, Side, TimeInForce
 from fillpath.core.price import Price
 from fillpath.core.venues import VenueOrder
+from fillpath.market.gateway import SimulatedGateway
 from fillpath.market.lab import MarketLab
 from fillpath.market.layout import OUT_FILL, OUT_QUOTE
 from fillpath.market.marketdata import QuoteBoard
@@ -98,3 +100,32 @@ def test_dark_fills_are_at_the_midpoint_and_never_below_the_minimum(
         assert Price(int(log[row]["price"])).nanos == nbbo.mid
         checked += 1
     assert checked == len(fills)
+
+
+def test_gateway_with_a_speed_runs_the_session_ahead_of_the_wall_clock(
+    make_lab: Callable[..., MarketLab],
+) -> None:
+    reports = []
+    gateway = SimulatedGateway(make_lab(["ACME"]), speed=600.0)
+    gateway.subscribe(reports.append)
+    gateway.start()
+    try:
+        gateway.new_order(
+            VenueOrder(
+                order_id="live-1",
+                symbol="ACME",
+                venue="lumen",
+                side=Side.BUY,
+                quantity=300,
+                order_type=OrderType.MARKET,
+                time_in_force=TimeInForce.IOC,
+            )
+        )
+        deadline = time.monotonic() + 60
+        while gateway.lab.now < 120.0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        gateway.stop()
+    assert gateway.lab.now >= 120.0
+    assert reports[0].exec_type is ExecType.NEW
+    assert sum(r.last_quantity for r in reports if r.exec_type is ExecType.TRADE) > 0
