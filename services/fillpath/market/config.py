@@ -34,7 +34,7 @@ US_EQUITY_PROFILE = (
 # Of the simulated volume, the share that market orders bring (the rest is marketable limit
 # orders picking off the stale quotes that were not pulled). Measured on the default universe;
 # tests/unit/market/test_stylized_facts.py checks each day's volume against ADV.
-MARKET_ORDER_VOLUME_SHARE = 0.95
+MARKET_ORDER_VOLUME_SHARE = 0.9
 
 # The propagator G(τ) = (1 + τ/τ₀)^(-1/2) as a sum of exponentials with these time scales.
 IMPACT_TAU0 = 10.0

@@ -14,8 +14,11 @@ The model (docs in README "The market lab"):
   (2003), anchored to the efficient price instead of the touch so that venues stay aligned:
   limit orders at a geometric distance behind an anchor quote around the efficient price (a buy
   anchored above the best ask takes liquidity — that is how stale quotes are picked off), market
-  orders, and cancellations after an exponential lifetime. Arrivals are Poisson with rates that
-  follow the intraday volume profile (a time change, so arrival times are exact).
+  orders, and cancellations after an exponential lifetime; fast market makers pull most stale
+  quotes when the price runs through them, and an order priced through another venue's quote
+  takes it first (order protection), so the consolidated market does not stay crossed. Arrivals
+  are Poisson with rates that follow the intraday volume profile (a time change, so arrival
+  times are exact).
 - **Dark pools.** Hidden contra orders arrive over time, rest for a while and cross only against
   our orders, at the consolidated midpoint, never below the pool's minimum quantity. Their side
   leans on α: contra sellers come just before the price falls — adverse selection.
@@ -401,15 +404,31 @@ def _limit_order(e: Engine, t: float, opening: bool) -> None:
         life *= rng.uniform(e.rng, R_LIMIT)
     level = _clamp(e, level)
     e.ctr[C_LIMITS] += 1
-    best_opposite = e.books.best[venue, 1 - side]
-    crosses = best_opposite != NO_LEVEL and (
-        level >= best_opposite if side == BUY else level <= best_opposite
-    )
-    if crosses:
-        qty -= _take(e, t, venue, side, level, qty, BACKGROUND)
+    # Order protection (as under Reg NMS): an order priced through another venue's quote takes
+    # that quote first, best venue first, before it rests — so the consolidated market does not
+    # stay crossed.
+    while qty > 0:
+        target = _best_venue(e, 1 - side)
+        if target < 0 or not _crosses(e, target, side, level):
+            break
+        qty -= _take(e, t, target, side, level, qty, BACKGROUND)
+        _quote(e, t, target)
     if qty > 0 and book.add(e.books, venue, side, level, qty, BACKGROUND, t + life) < 0:
         e.ctr[C_DROPPED] += 1
     _quote(e, t, venue)
+
+
+@njit(cache=True, nogil=True)
+def _best_venue(e: Engine, side: int) -> int:
+    """The lit venue with the best price on `side` (-1 when the side is empty everywhere)."""
+    found, best = -1, NO_LEVEL
+    for v in range(e.lit_share.shape[0]):
+        level = e.books.best[v, side]
+        if level != NO_LEVEL and (
+            best == NO_LEVEL or (level > best if side == BUY else level < best)
+        ):
+            found, best = v, level
+    return found
 
 
 @njit(cache=True, nogil=True)

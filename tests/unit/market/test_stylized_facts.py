@@ -21,13 +21,19 @@ pytestmark = pytest.mark.slow
 DAYS = 4
 
 
-def _day(lab: MarketLab, symbol: str) -> tuple[np.ndarray, np.ndarray]:
+def _day(lab: MarketLab, symbol: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """The day's prints and quotes, and how many 10-second samples found the NBBO crossed."""
     trades, quotes = [], []
-    for minute in range(1, 391):
-        for md in lab.advance(minute * 60.0).market_data:
+    board = QuoteBoard(venues=len(lab.venues))
+    crossed = 0
+    for step in range(1, 2341):
+        for md in lab.advance(step * 10.0).market_data:
             trades.append(md.records[md.records["kind"] == OUT_TRADE])
             quotes.append(md.records[md.records["kind"] == OUT_QUOTE])
-    return np.concatenate(trades), np.concatenate(quotes)
+            board.update(symbol, quotes[-1])
+        nbbo = board.nbbo(symbol)
+        crossed += nbbo.two_sided and nbbo.bid > nbbo.ask
+    return np.concatenate(trades), np.concatenate(quotes), crossed
 
 
 @pytest.mark.parametrize("symbol", ["ACME", "INIT"])
@@ -41,7 +47,8 @@ def test_volume_curve_spreads_and_depth_over_many_days(
         adv = lab.model(symbol).instrument.adv
         tick = lab.model(symbol).tick_nanos
         spread_ticks = lab.model(symbol).params.spread_ticks
-        trades, quotes = _day(lab, symbol)
+        trades, quotes, crossed = _day(lab, symbol)
+        assert crossed == 0  # order protection: no venue's bid above another's ask
 
         volume = int(trades["qty"].sum())
         assert 0.8 * adv <= volume <= 1.2 * adv, f"day {seed}: {volume:,} vs ADV {adv:,}"

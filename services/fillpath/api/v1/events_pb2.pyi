@@ -1094,6 +1094,148 @@ class TradePrinted(_message.Message):
 Global___TradePrinted: _TypeAlias = TradePrinted  # noqa: Y015
 
 @_typing.final
+class ConsolidatedQuoteUpdated(_message.Message):
+    """The best bid and offer across the lit venues (NBBO); sizes summed over the venues at the best."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    EXCHANGE_TIME_UNIX_NANOS_FIELD_NUMBER: _builtins.int
+    BID_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    BID_SIZE_FIELD_NUMBER: _builtins.int
+    ASK_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    ASK_SIZE_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    exchange_time_unix_nanos: _builtins.int
+    bid_price_nanos: _builtins.int
+    bid_size: _builtins.int
+    ask_price_nanos: _builtins.int
+    ask_size: _builtins.int
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        exchange_time_unix_nanos: _builtins.int = ...,
+        bid_price_nanos: _builtins.int = ...,
+        bid_size: _builtins.int = ...,
+        ask_price_nanos: _builtins.int = ...,
+        ask_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ask_price_nanos", b"ask_price_nanos", "ask_size", b"ask_size", "bid_price_nanos", b"bid_price_nanos", "bid_size", b"bid_size", "exchange_time_unix_nanos", b"exchange_time_unix_nanos", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsolidatedQuoteUpdated: _TypeAlias = ConsolidatedQuoteUpdated  # noqa: Y015
+
+@_typing.final
+class DepthLevel(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    price_nanos: _builtins.int
+    size: _builtins.int
+    def __init__(
+        self,
+        *,
+        price_nanos: _builtins.int = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["price_nanos", b"price_nanos", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepthLevel: _TypeAlias = DepthLevel  # noqa: Y015
+
+@_typing.final
+class BookDepth(_message.Message):
+    """A venue's book, best levels first (a snapshot, not a diff)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    VENUE_FIELD_NUMBER: _builtins.int
+    EXCHANGE_TIME_UNIX_NANOS_FIELD_NUMBER: _builtins.int
+    BIDS_FIELD_NUMBER: _builtins.int
+    ASKS_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    venue: _builtins.str
+    exchange_time_unix_nanos: _builtins.int
+    @_builtins.property
+    def bids(self) -> _containers.RepeatedCompositeFieldContainer[Global___DepthLevel]: ...
+    @_builtins.property
+    def asks(self) -> _containers.RepeatedCompositeFieldContainer[Global___DepthLevel]: ...
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        venue: _builtins.str = ...,
+        exchange_time_unix_nanos: _builtins.int = ...,
+        bids: _abc.Iterable[Global___DepthLevel] | None = ...,
+        asks: _abc.Iterable[Global___DepthLevel] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asks", b"asks", "bids", b"bids", "exchange_time_unix_nanos", b"exchange_time_unix_nanos", "symbol", b"symbol", "venue", b"venue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BookDepth: _TypeAlias = BookDepth  # noqa: Y015
+
+@_typing.final
+class VolumeBar(_message.Message):
+    """Trading in [start, end) across every venue, lit and dark."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    START_UNIX_NANOS_FIELD_NUMBER: _builtins.int
+    END_UNIX_NANOS_FIELD_NUMBER: _builtins.int
+    OPEN_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    HIGH_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    LOW_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    CLOSE_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    VOLUME_FIELD_NUMBER: _builtins.int
+    VWAP_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    TRADES_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    start_unix_nanos: _builtins.int
+    end_unix_nanos: _builtins.int
+    open_price_nanos: _builtins.int
+    high_price_nanos: _builtins.int
+    low_price_nanos: _builtins.int
+    close_price_nanos: _builtins.int
+    volume: _builtins.int
+    vwap_price_nanos: _builtins.int
+    """Rounded half-even to a nano; 0 when nothing traded."""
+    trades: _builtins.int
+    def __init__(
+        self,
+        *,
+        symbol: _builtins.str = ...,
+        start_unix_nanos: _builtins.int = ...,
+        end_unix_nanos: _builtins.int = ...,
+        open_price_nanos: _builtins.int = ...,
+        high_price_nanos: _builtins.int = ...,
+        low_price_nanos: _builtins.int = ...,
+        close_price_nanos: _builtins.int = ...,
+        volume: _builtins.int = ...,
+        vwap_price_nanos: _builtins.int = ...,
+        trades: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_price_nanos", b"close_price_nanos", "end_unix_nanos", b"end_unix_nanos", "high_price_nanos", b"high_price_nanos", "low_price_nanos", b"low_price_nanos", "open_price_nanos", b"open_price_nanos", "start_unix_nanos", b"start_unix_nanos", "symbol", b"symbol", "trades", b"trades", "volume", b"volume", "vwap_price_nanos", b"vwap_price_nanos"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VolumeBar: _TypeAlias = VolumeBar  # noqa: Y015
+
+@_typing.final
 class EventEnvelope(_message.Message):
     """---- The envelope ---------------------------------------------------------------------------
 
@@ -1132,6 +1274,9 @@ class EventEnvelope(_message.Message):
     ALERT_ACKNOWLEDGED_FIELD_NUMBER: _builtins.int
     QUOTE_UPDATED_FIELD_NUMBER: _builtins.int
     TRADE_PRINTED_FIELD_NUMBER: _builtins.int
+    CONSOLIDATED_QUOTE_UPDATED_FIELD_NUMBER: _builtins.int
+    BOOK_DEPTH_FIELD_NUMBER: _builtins.int
+    VOLUME_BAR_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """Global position in the event store (and the bus sequence id)."""
     stream_id: _builtins.str
@@ -1188,6 +1333,12 @@ class EventEnvelope(_message.Message):
     def quote_updated(self) -> Global___QuoteUpdated: ...
     @_builtins.property
     def trade_printed(self) -> Global___TradePrinted: ...
+    @_builtins.property
+    def consolidated_quote_updated(self) -> Global___ConsolidatedQuoteUpdated: ...
+    @_builtins.property
+    def book_depth(self) -> Global___BookDepth: ...
+    @_builtins.property
+    def volume_bar(self) -> Global___VolumeBar: ...
     def __init__(
         self,
         *,
@@ -1221,12 +1372,15 @@ class EventEnvelope(_message.Message):
         alert_acknowledged: Global___AlertAcknowledged | None = ...,
         quote_updated: Global___QuoteUpdated | None = ...,
         trade_printed: Global___TradePrinted | None = ...,
+        consolidated_quote_updated: Global___ConsolidatedQuoteUpdated | None = ...,
+        book_depth: Global___BookDepth | None = ...,
+        volume_bar: Global___VolumeBar | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alert_acknowledged", b"alert_acknowledged", "alert_raised", b"alert_raised", "algorithm_execution", b"algorithm_execution", "child_order_filled", b"child_order_filled", "child_order_placed", b"child_order_placed", "metadata", b"metadata", "order_accepted", b"order_accepted", "order_cancel_rejected", b"order_cancel_rejected", "order_cancel_requested", b"order_cancel_requested", "order_canceled", b"order_canceled", "order_done_for_day", b"order_done_for_day", "order_expired", b"order_expired", "order_filled", b"order_filled", "order_partially_filled", b"order_partially_filled", "order_rejected", b"order_rejected", "order_replace_rejected", b"order_replace_rejected", "order_replace_requested", b"order_replace_requested", "order_replaced", b"order_replaced", "order_submitted", b"order_submitted", "payload", b"payload", "quote_updated", b"quote_updated", "recorded_at", b"recorded_at", "routing_decision", b"routing_decision", "strategy_selected", b"strategy_selected", "trade_printed", b"trade_printed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert_acknowledged", b"alert_acknowledged", "alert_raised", b"alert_raised", "algorithm_execution", b"algorithm_execution", "book_depth", b"book_depth", "child_order_filled", b"child_order_filled", "child_order_placed", b"child_order_placed", "consolidated_quote_updated", b"consolidated_quote_updated", "metadata", b"metadata", "order_accepted", b"order_accepted", "order_cancel_rejected", b"order_cancel_rejected", "order_cancel_requested", b"order_cancel_requested", "order_canceled", b"order_canceled", "order_done_for_day", b"order_done_for_day", "order_expired", b"order_expired", "order_filled", b"order_filled", "order_partially_filled", b"order_partially_filled", "order_rejected", b"order_rejected", "order_replace_rejected", b"order_replace_rejected", "order_replace_requested", b"order_replace_requested", "order_replaced", b"order_replaced", "order_submitted", b"order_submitted", "payload", b"payload", "quote_updated", b"quote_updated", "recorded_at", b"recorded_at", "routing_decision", b"routing_decision", "strategy_selected", b"strategy_selected", "trade_printed", b"trade_printed", "volume_bar", b"volume_bar"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_acknowledged", b"alert_acknowledged", "alert_raised", b"alert_raised", "algorithm_execution", b"algorithm_execution", "child_order_filled", b"child_order_filled", "child_order_placed", b"child_order_placed", "event_type", b"event_type", "hash", b"hash", "metadata", b"metadata", "order_accepted", b"order_accepted", "order_cancel_rejected", b"order_cancel_rejected", "order_cancel_requested", b"order_cancel_requested", "order_canceled", b"order_canceled", "order_done_for_day", b"order_done_for_day", "order_expired", b"order_expired", "order_filled", b"order_filled", "order_partially_filled", b"order_partially_filled", "order_rejected", b"order_rejected", "order_replace_rejected", b"order_replace_rejected", "order_replace_requested", b"order_replace_requested", "order_replaced", b"order_replaced", "order_submitted", b"order_submitted", "payload", b"payload", "position", b"position", "quote_updated", b"quote_updated", "recorded_at", b"recorded_at", "routing_decision", b"routing_decision", "schema_version", b"schema_version", "strategy_selected", b"strategy_selected", "stream_id", b"stream_id", "stream_version", b"stream_version", "trade_printed", b"trade_printed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_acknowledged", b"alert_acknowledged", "alert_raised", b"alert_raised", "algorithm_execution", b"algorithm_execution", "book_depth", b"book_depth", "child_order_filled", b"child_order_filled", "child_order_placed", b"child_order_placed", "consolidated_quote_updated", b"consolidated_quote_updated", "event_type", b"event_type", "hash", b"hash", "metadata", b"metadata", "order_accepted", b"order_accepted", "order_cancel_rejected", b"order_cancel_rejected", "order_cancel_requested", b"order_cancel_requested", "order_canceled", b"order_canceled", "order_done_for_day", b"order_done_for_day", "order_expired", b"order_expired", "order_filled", b"order_filled", "order_partially_filled", b"order_partially_filled", "order_rejected", b"order_rejected", "order_replace_rejected", b"order_replace_rejected", "order_replace_requested", b"order_replace_requested", "order_replaced", b"order_replaced", "order_submitted", b"order_submitted", "payload", b"payload", "position", b"position", "quote_updated", b"quote_updated", "recorded_at", b"recorded_at", "routing_decision", b"routing_decision", "schema_version", b"schema_version", "strategy_selected", b"strategy_selected", "stream_id", b"stream_id", "stream_version", b"stream_version", "trade_printed", b"trade_printed", "volume_bar", b"volume_bar"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "child_order_placed", "order_accepted", "order_rejected", "order_cancel_requested", "order_canceled", "order_cancel_rejected", "order_replace_requested", "order_replaced", "order_replace_rejected", "order_expired", "order_done_for_day", "child_order_filled", "order_partially_filled", "order_filled", "strategy_selected", "algorithm_execution", "routing_decision", "alert_raised", "alert_acknowledged", "quote_updated", "trade_printed"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "child_order_placed", "order_accepted", "order_rejected", "order_cancel_requested", "order_canceled", "order_cancel_rejected", "order_replace_requested", "order_replaced", "order_replace_rejected", "order_expired", "order_done_for_day", "child_order_filled", "order_partially_filled", "order_filled", "strategy_selected", "algorithm_execution", "routing_decision", "alert_raised", "alert_acknowledged", "quote_updated", "trade_printed", "consolidated_quote_updated", "book_depth", "volume_bar"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
