@@ -32,6 +32,7 @@ from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
 from fillpath.infra.settings import BUS_KINDS, OmsSettings, RedisSettings, Settings
+from fillpath.market.lobster import replay_lobster
 from fillpath.oms.cli import console, orders
 from fillpath.oms.main import order_codec
 from fillpath.oms.projection import OMS_MIGRATIONS, rebuild
@@ -229,6 +230,29 @@ def demo(data_dir: Path | None) -> None:
     """A scripted session: start, trade a few orders against simulated venues, show the books."""
     with _errors():
         run_demo(console, data_dir)
+
+
+@main.command()
+@click.argument("message_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("orderbook_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--symbol", default="LOBSTER", show_default=True, help="Name for the plot.")
+@click.option("--tick", default="0.01", show_default=True, help="Tick size, a decimal.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG of the day (price, spread, volume profile) here.")  # fmt: skip
+def lobster(
+    message_file: Path, orderbook_file: Path, symbol: str, tick: str, plot_path: Path | None
+) -> None:
+    """Replay a LOBSTER day (message + orderbook files) through the lab's book."""
+    with _errors():
+        summary = replay_lobster(
+            message_file, orderbook_file, symbol=symbol, tick=tick, plot_path=plot_path
+        )
+    table = Table(title=f"LOBSTER replay of {message_file.name}", title_justify="left")
+    table.add_column("")
+    table.add_column("figure", justify="right")
+    for name, value in summary.items():
+        table.add_row(name, value)
+    console.print(table)
 
 
 @main.group()

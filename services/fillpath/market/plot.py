@@ -63,7 +63,7 @@ def plot_day(
     title: str,
 ) -> Path:
     """Writes a three-panel PNG (mid and prints, spread in ticks, volume per bucket) to `path`."""
-    samples = np.asarray(recorder.samples, dtype=np.float64)
+    samples = np.asarray(recorder.samples, dtype=np.float64).reshape(-1, 3)
     trades: np.ndarray = (
         np.concatenate(recorder.trades) if recorder.trades else np.zeros(0, dtype=OUT)
     )
