@@ -31,8 +31,10 @@ from fillpath.infra.postgres.embedded import start_embedded_postgres
 from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
-from fillpath.infra.settings import BUS_KINDS, OmsSettings, RedisSettings, Settings
+from fillpath.infra.settings import BUS_KINDS, LabSettings, OmsSettings, RedisSettings, Settings
+from fillpath.market.lab import MarketLab
 from fillpath.market.lobster import replay_lobster
+from fillpath.market.main import start_lab
 from fillpath.oms.cli import console, orders
 from fillpath.oms.main import order_codec
 from fillpath.oms.projection import OMS_MIGRATIONS, rebuild
@@ -230,6 +232,54 @@ def demo(data_dir: Path | None) -> None:
     """A scripted session: start, trade a few orders against simulated venues, show the books."""
     with _errors():
         run_demo(console, data_dir)
+
+
+@main.command()
+@click.option("--address", default=LabSettings().address, show_default=True,
+              help="Where to serve the venues (VenueGatewayService).")  # fmt: skip
+@click.option("--speed", type=click.FloatRange(min=0.001), default=LabSettings().speed,
+              show_default=True, help="Simulated seconds per wall-clock second.")  # fmt: skip
+@click.option("--seed", type=int, default=LabSettings().seed, show_default=True)
+@click.option("--start-at", type=click.FloatRange(0, 23_400), default=0.0, show_default=True,
+              help="Seconds after the open to start the session at.")  # fmt: skip
+@click.option("--symbol", "symbols", multiple=True, help="Instruments to simulate [default: all].")
+@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="instruments.yaml and venues.yaml [default: the shipped ones].")  # fmt: skip
+def lab(
+    address: str,
+    speed: float,
+    seed: int,
+    start_at: float,
+    symbols: tuple[str, ...],
+    config_dir: Path | None,
+) -> None:
+    """Run the market lab's venues as a gRPC service until Ctrl-C (point an OMS at it with
+    FILLPATH_VENUE_GATEWAY)."""
+    settings = Settings(
+        config_dir=config_dir,
+        lab=LabSettings(address=address, speed=speed, seed=seed, start_at=start_at),
+    )
+    with _errors(), console.status("building the lab (compiling its kernels the first time)…"):
+        runtime = start_lab(settings, symbols=list(symbols) or None)
+    try:
+        lab_ = runtime.gateway.lab
+        host = address.rsplit(":", 1)[0]
+        table = Table(title="fillpath lab", title_justify="left", header_style="bold")
+        for column in ("", ""):
+            table.add_column(column)
+        table.add_row("venues (gRPC)", f"{host}:{runtime.port} fillpath.v1.VenueGatewayService")
+        table.add_row("session", f"{_session_text(lab_)}, seed {seed}, {speed:g}× real time")
+        table.add_row("instruments", ", ".join(lab_.symbols))
+        table.add_row("lit venues", ", ".join(v.name for v in lab_.venues if v.kind == "lit"))
+        table.add_row("dark pools", ", ".join(v.name for v in lab_.venues if v.kind == "dark"))
+        console.print(table)
+        wait_for_signal()
+    finally:
+        runtime.stop()
+
+
+def _session_text(lab: MarketLab) -> str:
+    return f"{lab.config.session_date} from {lab.time_of(lab.now):%H:%M:%S} UTC"
 
 
 @main.command()

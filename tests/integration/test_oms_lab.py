@@ -138,3 +138,41 @@ def test_children_recorded_but_not_sent_are_sent_on_the_next_start(
         runtime.stop(grace=1.0)
     assert child.status in (C.ORDER_STATUS_FILLED, C.ORDER_STATUS_CANCELED)
     assert child.filled_quantity > 0
+
+
+def test_a_replace_recorded_but_not_sent_is_sent_on_the_next_start(
+    pg_dsn: str, redis_url: str, tmp_path: Path, gateway: SimulatedGateway
+) -> None:
+    bid = int(gateway.lab.engine("ACME").books.best[0, 0])
+    far = (gateway.lab.model("ACME").base_ticks + bid - 30) * 10_000_000
+    runtime = _start(pg_dsn, redis_url, tmp_path, gateway)
+    with grpc.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
+        stub = OrderManagementServiceStub(channel)
+        parent_id = _parent(stub)
+        (child,) = stub.PlaceChildOrders(
+            oms_pb2.PlaceChildOrdersRequest(
+                parent_order_id=parent_id,
+                children=[_child("rest", "lumen", 500, order_type=C.ORDER_TYPE_LIMIT,
+                                 time_in_force=C.TIME_IN_FORCE_DAY, limit_price_nanos=far)],
+            )
+        ).children  # fmt: skip
+        gateway.advance_to(gateway.lab.now + 1.0)  # acked, resting far below the market
+    runtime.stop(grace=1.0)
+
+    # The amend is recorded by an OMS that cannot reach the venue (as if it crashed first).
+    runtime = _start(pg_dsn, redis_url, tmp_path, None)
+    with grpc.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
+        stub = OrderManagementServiceStub(channel)
+        stub.AmendOrder(oms_pb2.AmendOrderRequest(order_id=child.terms.order_id, quantity=300))
+    runtime.stop(grace=1.0)
+
+    runtime = _start(pg_dsn, redis_url, tmp_path, gateway)
+    try:
+        gateway.advance_to(gateway.lab.now + 1.0)
+        with grpc.insecure_channel(f"127.0.0.1:{runtime.port}") as channel:
+            stub = OrderManagementServiceStub(channel)
+            got = stub.GetOrder(oms_pb2.GetOrderRequest(order_id=child.terms.order_id)).order
+    finally:
+        runtime.stop(grace=1.0)
+    assert got.status == C.ORDER_STATUS_NEW
+    assert got.quantity == 300

@@ -37,8 +37,8 @@ ReportHandler = Callable[[ApplyExecutionReport], None]
 
 
 class VenueGateway(Protocol):
-    def new_order(self, order: VenueOrder) -> None:
-        """Sends a new order; one whose id was sent before is ignored."""
+    def new_order(self, order: VenueOrder) -> bool:
+        """Sends a new order; one whose id was sent before is ignored (False)."""
         ...
 
     def cancel_order(self, order_id: str) -> None: ...

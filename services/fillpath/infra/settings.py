@@ -69,6 +69,25 @@ class OmsSettings:
     processes: int = 0
     """Processes serving on the one port (`python -m fillpath.oms.main`); 0 = one per core."""
 
+    venue_gateway: str = ""
+    """``host:port`` of the venue gateway child orders are sent to (`fillpath lab`); empty:
+    child orders are recorded only, and venues report through ApplyExecutionReport."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabSettings:
+    address: str = "127.0.0.1:50061"
+    """Where `fillpath lab` serves its venues (VenueGatewayService)."""
+
+    speed: float = 60.0
+    """Simulated seconds per wall-clock second."""
+
+    seed: int = 7
+    """The session's seed: the same seed, the same market."""
+
+    start_at: float = 0.0
+    """Seconds after the open the session starts at (run fast to there first)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
@@ -82,6 +101,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     bus: BusSettings = field(default_factory=BusSettings)
     oms: OmsSettings = field(default_factory=OmsSettings)
+    lab: LabSettings = field(default_factory=LabSettings)
 
     trace_to_console: bool = False
     """Print finished trace spans to stdout (debugging)."""
@@ -107,6 +127,13 @@ class Settings:
                 max_workers=int(get("OMS_MAX_WORKERS", "16")),
                 processes=int(get("OMS_PROCESSES", "0")),
                 expiry_interval=float(get("OMS_EXPIRY_INTERVAL", "1.0")),
+                venue_gateway=get("VENUE_GATEWAY"),
+            ),
+            lab=LabSettings(
+                address=get("LAB_ADDRESS", "127.0.0.1:50061"),
+                speed=float(get("LAB_SPEED", "60")),
+                seed=int(get("LAB_SEED", "7")),
+                start_at=float(get("LAB_START_AT", "0")),
             ),
             trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),
         )
@@ -127,6 +154,11 @@ class Settings:
             "OMS_MAX_WORKERS": str(self.oms.max_workers),
             "OMS_PROCESSES": str(self.oms.processes),
             "OMS_EXPIRY_INTERVAL": str(self.oms.expiry_interval),
+            "VENUE_GATEWAY": self.oms.venue_gateway,
+            "LAB_ADDRESS": self.lab.address,
+            "LAB_SPEED": str(self.lab.speed),
+            "LAB_SEED": str(self.lab.seed),
+            "LAB_START_AT": str(self.lab.start_at),
             "TRACE_CONSOLE": "1" if self.trace_to_console else "",
         }
         if self.config_dir is not None:

@@ -64,6 +64,7 @@ from fillpath.market.layout import (
     OUT_REPLACED,
     OUT_TRADE,
     R_BELOW_FILLED,
+    R_CAPACITY,
     R_CLOSED,
     R_FOK,
     R_MIN_QTY,
@@ -249,6 +250,8 @@ def run(e: Engine, until: float, actions: np.ndarray) -> bool:
             return False
         t_action = actions[ctr[C_ACTION]].t if ctr[C_ACTION] < n_actions else np.inf
         t_cancel = book.next_due(e.books)
+        if t_cancel >= e.fp[F_DAY_END]:
+            t_cancel = np.inf  # after the close the crowd's book stands still
         t = min(
             st[S_NEXT_GRID],
             t_action,
@@ -525,19 +528,42 @@ def _new_lit(e: Engine, t: float, h: int) -> None:
 
 @njit(cache=True, nogil=True)
 def _work_lit(e: Engine, t: float, h: int) -> None:
-    """Takes what our order can, then rests the rest (a limit DAY/GTC) or cancels it."""
+    """Takes what our order can on its venue, then rests the rest (a limit DAY/GTC) or cancels
+    it. A resting price that would lock or cross another venue's quote is slid one tick behind
+    that quote (price-to-comply, as exchanges do with a non-routable order): the displayed
+    market never crosses, while the order keeps its limit."""
     o = e.ours[h]
-    if _crosses(e, o.venue, o.side, o.level):
-        _take(e, t, o.venue, o.side, o.level, o.qty - o.cum, h)
+    while o.cum < o.qty and _crosses(e, o.venue, o.side, o.level):
+        if _take(e, t, o.venue, o.side, o.level, o.qty - o.cum, h) == 0:
+            break
     leaves = o.qty - o.cum
     if leaves == 0:
         o.state = OUR_DONE
     elif o.level != NO_LEVEL and (o.tif == TIF_DAY or o.tif == TIF_GTC):
-        o.slot = book.add(e.books, o.venue, o.side, o.level, leaves, h, np.inf)
+        shown = _comply(e, o.venue, o.side, o.level)
+        o.slot = book.add(e.books, o.venue, o.side, shown, leaves, h, np.inf)
+        if o.slot < 0:
+            o.state = OUR_DONE
+            _emit(e, t, OUT_CANCELED, o.venue, o.side, 0, h, 0, leaves, 0, R_CAPACITY)
     else:
         o.state = OUR_DONE
         _emit(e, t, OUT_CANCELED, o.venue, o.side, 0, h, 0, leaves, 0, 0)
     _quote(e, t, o.venue)
+
+
+@njit(cache=True, nogil=True)
+def _comply(e: Engine, venue: int, side: int, level: int) -> int:
+    """`level`, or one tick behind the best opposite quote of the other venues if it would
+    lock or cross it."""
+    for v in range(e.lit_share.shape[0]):
+        away = e.books.best[v, 1 - side]
+        if v == venue or away == NO_LEVEL:
+            continue
+        if side == BUY and level >= away:
+            level = away - 1
+        elif side == SELL and level <= away:
+            level = away + 1
+    return level
 
 
 @njit(cache=True, nogil=True)
@@ -547,9 +573,34 @@ def _new_dark(e: Engine, t: float, h: int) -> None:
     if o.qty < e.dark_min[pool]:
         _reject(e, t, h, OUT_REJECTED, R_MIN_QTY)
         return
+    resting = o.tif == TIF_DAY or o.tif == TIF_GTC
+    if resting and e.resting_n[pool] == DARK_SLOTS:
+        _reject(e, t, h, OUT_REJECTED, R_CAPACITY)
+        return
     _emit(e, t, OUT_ACK, o.venue, o.side, 0, h, 0, o.qty, 0, 0)
+    if o.tif == TIF_FOK and _dark_available(e, t, pool, h) < o.qty:
+        _emit(e, t, OUT_CANCELED, o.venue, o.side, 0, h, 0, o.qty, 0, R_FOK)
+        return
     o.state = OUR_LIVE
     _work_dark(e, t, h)
+
+
+@njit(cache=True, nogil=True)
+def _dark_available(e: Engine, t: float, pool: int, h: int) -> int:
+    """How much of our dark order `h` the contras resting now would fill (as `_cross` would)."""
+    o = e.ours[h]
+    _drop_expired(e, pool, t)
+    bid, ask = _nbbo(e)
+    if bid == NO_LEVEL or ask == NO_LEVEL or bid >= ask or not _within_limit(o, bid, ask):
+        return 0
+    found = 0
+    for i in range(e.contra_n[pool]):
+        if e.contra_side[pool, i] == o.side:
+            continue
+        q = min(o.qty - found, e.contra_qty[pool, i])
+        if q >= max(1, e.dark_min[pool], o.min_qty):
+            found += q
+    return found
 
 
 @njit(cache=True, nogil=True)
@@ -566,8 +617,10 @@ def _work_dark(e: Engine, t: float, h: int) -> None:
     leaves = o.qty - o.cum
     if leaves == 0:
         o.state = OUR_DONE
+        _unrest(e, pool, h)
     elif o.tif == TIF_DAY or o.tif == TIF_GTC:
         if not _is_resting(e, pool, h):
+            # Room was checked on entry (and a replace keeps the order's place or its room).
             e.resting[pool, e.resting_n[pool]] = h
             e.resting_n[pool] += 1
     else:
@@ -589,7 +642,8 @@ def _withdraw(e: Engine, t: float, h: int, kind: int) -> None:
     o = e.ours[h]
     lit = e.lit_share.shape[0]
     if o.venue < lit:
-        book.remove(e.books, o.slot)
+        if o.slot >= 0:
+            book.remove(e.books, o.slot)
         _quote(e, t, o.venue)
     else:
         _unrest(e, o.venue - lit, h)
@@ -698,6 +752,14 @@ def _cross(e: Engine, t: float, pool: int, h: int, c: int) -> bool:
     _our_fill(e, t, h, venue, mid, q, LIQ_MIDPOINT)
     _emit(e, t, OUT_TRADE, venue, o.side, 0, BACKGROUND, mid, q, 0, 0)
     return True
+
+
+@njit(cache=True, nogil=True)
+def _within_limit(o: Any, bid: int, ask: int) -> bool:
+    """Whether the midpoint of (bid, ask) is within our order's limit (an OURS record)."""
+    if o.level == NO_LEVEL:
+        return True
+    return bid + ask <= 2 * o.level if o.side == BUY else bid + ask >= 2 * o.level
 
 
 @njit(cache=True, nogil=True)

@@ -50,12 +50,18 @@ class SimulatedGateway:
     def subscribe(self, on_report: ReportHandler) -> None:
         self._on_report = on_report
 
-    def new_order(self, order: VenueOrder) -> None:
+    @property
+    def speed(self) -> float | None:
+        return self._speed
+
+    def new_order(self, order: VenueOrder) -> bool:
+        """Sends `order`; False when its id was seen before (nothing is done)."""
         try:
             with self._lock:
-                self.lab.submit(order)
+                return self.lab.submit(order)
         except InvalidArgument as err:
             self._refuse(order.order_id, order.venue, ExecType.REJECTED, err)
+            return True
 
     def cancel_order(self, order_id: str) -> None:
         try:

@@ -123,6 +123,8 @@ REASONS: Final = {
     7: "duplicate client order id",
     8: "the market is closed",
     9: "unknown venue",
+    10: "the venue is at capacity for resting orders",
+    11: "would trade through another venue's protected quote",
 }
 R_PRICE_BAND: Final = 1
 R_POST_ONLY: Final = 2
@@ -131,3 +133,4 @@ R_TOO_LATE: Final = 4
 R_BELOW_FILLED: Final = 5
 R_FOK: Final = 6
 R_CLOSED: Final = 8
+R_CAPACITY: Final = 10

@@ -36,7 +36,7 @@ from fillpath.market.plot import DayRecorder, plot_day
 
 OPEN_SECONDS = 9.5 * 3600
 EMPTY_PRICE = 9_999_999_999
-LOBSTER_TICKS_PER_DOLLAR = 10_000
+NANOS_PER_LOBSTER_UNIT = 100_000  # LOBSTER prices are dollars × 10,000
 _SEEDED = -2  # owner of the orders seeded from the first orderbook row
 
 
@@ -79,24 +79,32 @@ def read_lobster(message_file: Path, orderbook_file: Path | None = None) -> Lobs
 class LobsterReplay:
     """Replays a LOBSTER day into a book, message by message, writing OUT records."""
 
-    def __init__(
-        self, day: LobsterDay, *, tick_nanos: int = 10_000_000, levels: int = 1 << 15
-    ) -> None:
+    def __init__(self, day: LobsterDay, *, tick_nanos: int = 10_000_000) -> None:
         if day.orderbook is None:
             raise InvalidArgument.single("orderbook_file", None, "needed to seed the opening book")
+        if tick_nanos <= 0 or tick_nanos % NANOS_PER_LOBSTER_UNIT:
+            raise InvalidArgument.single(
+                "tick", tick_nanos / 1e9, "a positive multiple of LOBSTER's $0.0001"
+            )
         self._day = day
         self._tick = tick_nanos
-        ticks_per_lobster = (tick_nanos * LOBSTER_TICKS_PER_DOLLAR) // 1_000_000_000
-        self._per_tick = max(1, ticks_per_lobster)  # LOBSTER price units per tick
+        self._per_tick = tick_nanos // NANOS_PER_LOBSTER_UNIT  # LOBSTER price units per tick
+        book_prices = np.abs(day.orderbook[:, 0::2].ravel())
+        visible = day.messages[day.messages[:, 1] != 5, 4].astype(np.int64)  # hidden: any price
+        prices = np.concatenate([visible, book_prices[book_prices != EMPTY_PRICE]])
+        prices = prices[prices > 0]
+        off_grid = prices[prices % self._per_tick != 0]
+        if len(off_grid):
+            raise InvalidArgument.single(
+                "tick", tick_nanos / 1e9, f"price {off_grid[0] / 1e4} is not on this tick grid"
+            )
+        # A grid that holds every price of the file, with room around it.
+        low, high = int(prices.min()) // self._per_tick, int(prices.max()) // self._per_tick
+        self._base = low - 16
+        self._books = book.new_books(1, high - low + 33, 1 << 20)
         first = day.orderbook[0]
-        asks = first[0::4][first[0::4] != EMPTY_PRICE]
-        bids = first[2::4][first[2::4] != -EMPTY_PRICE]
-        reference = int((asks.min() if len(asks) else bids.max()) // self._per_tick)
-        self._base = reference - levels // 2
-        self._books = book.new_books(1, levels, 1 << 20)
         self._slots: dict[int, int] = {}
         self._seeded: dict[tuple[int, int], int] = {}  # (side, level) → slot of the seed order
-        self._match = [np.zeros(1, dtype=np.int64) for _ in range(3)]
         for i in range(0, len(first), 4):
             for price, size, side in (
                 (first[i], first[i + 1], SELL),
@@ -134,7 +142,7 @@ class LobsterReplay:
             if kind in (4, 5):
                 r = out[n]
                 r["t"], r["kind"], r["venue"], r["qty"] = t, OUT_TRADE, 0, size
-                r["price"] = (self._base + level) * self._tick
+                r["price"] = int(price) * NANOS_PER_LOBSTER_UNIT  # hidden ones may be mid-tick
                 r["side"] = SELL if side == BUY else BUY  # the aggressor hit the resting side
                 r["handle"] = BACKGROUND
                 n += 1

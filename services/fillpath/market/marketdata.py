@@ -180,6 +180,8 @@ class MarketDataPublisher:
         index = max(int(float(trade["t"]) // self._bar_seconds), self._next_bar.get(symbol, 0))
         closed: list[tuple[float, str, Message]] = []
         bar = self._bars.get(symbol)
+        if bar is not None:
+            index = max(index, bar.start)
         if bar is not None and bar.start != index:
             closed.append((float(trade["t"]), "volume_bar", self._close_bar(symbol, bar)))
             bar = None

@@ -41,6 +41,7 @@ from fillpath.oms.expiry import ExpirySweeper
 from fillpath.oms.projection import OMS_MIGRATIONS, OrderViews
 from fillpath.oms.service import OrderManagement
 from fillpath.oms.servicer import OrderManagementServicer
+from fillpath.oms.venue_client import GrpcVenueGateway
 from fillpath.oms.venues import VenueDispatcher
 
 log = logging.getLogger("fillpath.oms")
@@ -62,6 +63,7 @@ class OmsRuntime:
     sweeper: ExpirySweeper
     server: RunningServer
     redis_client: redis.Redis
+    venue_client: GrpcVenueGateway | None = None
 
     @property
     def port(self) -> int:
@@ -69,6 +71,8 @@ class OmsRuntime:
 
     def stop(self, grace: float = 5.0) -> None:
         self.server.stop(grace)
+        if self.venue_client is not None:
+            self.venue_client.close()
         self.sweeper.stop()
         if self.relay is not None:
             self.relay.stop()
@@ -88,14 +92,16 @@ def start_oms(
     share_port: bool = False,
     migrate_schema: bool = True,
     gateway: VenueGateway | None = None,
+    consume_reports: bool = True,
 ) -> OmsRuntime:
     """Migrates the database (unless told it is done), builds the OMS and starts serving on
     `settings.oms.address`.
 
     Order events are relayed to `bus` (an in-process bus; over Pulsar the relay is a process
     of its own) if it has subscribers when the OMS starts: subscribe consumers before.
-    Child orders go to `gateway` once recorded, and its execution reports are applied; what a
-    previous run may have left unsent is sent again first.
+    Child orders go to `gateway` (or to the venue gateway process `settings.oms.venue_gateway`
+    names) once recorded; its execution reports are applied here if `consume_reports`, and what
+    a previous run may have left unsent is sent again first.
     """
     clock = clock or SystemClock()
     if migrate_schema:
@@ -119,10 +125,13 @@ def start_oms(
         snapshot_every=settings.oms.snapshot_every,
     )
     views = OrderViews(pool)
+    venue_client = None
+    if gateway is None and settings.oms.venue_gateway:
+        gateway = venue_client = GrpcVenueGateway(settings.oms.venue_gateway)
     if gateway is not None:
-        dispatcher = VenueDispatcher(gateway, oms)
+        dispatcher = VenueDispatcher(gateway, oms, consume_reports=consume_reports)
         oms.on_recorded = dispatcher.recorded
-        resent = dispatcher.resend_unsent(views.with_unsent_children())
+        resent = dispatcher.resend_unsent(views.with_unsent_children()) if consume_reports else 0
         if resent:
             log.info(
                 "sent %d child order request(s) again that a previous run left pending", resent
@@ -145,6 +154,7 @@ def start_oms(
         sweeper=sweeper,
         server=server,
         redis_client=redis_client,
+        venue_client=venue_client,
     )
 
 
@@ -153,8 +163,14 @@ def serve_worker(settings: Settings, index: int, address: str, ready: Any) -> No
     settings = dataclasses.replace(settings, oms=dataclasses.replace(settings.oms, address=address))
     _configure(settings)
     # The parent migrated before starting the workers.
+    # One process applies the venues' reports and re-sends what was left unsent; all send.
     runtime = start_oms(
-        settings, settings.postgres.dsn, settings.redis.url, share_port=True, migrate_schema=False
+        settings,
+        settings.postgres.dsn,
+        settings.redis.url,
+        share_port=True,
+        migrate_schema=False,
+        consume_reports=index == 0,
     )
     ready.put(index)
     try:

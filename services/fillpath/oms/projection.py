@@ -177,8 +177,13 @@ class OrderViews:
         return [row[0] for row in rows]
 
     def with_unsent_children(self) -> list[str]:
-        """Parents with a child still pending new or cancel: what a crash may have left unsent."""
-        pending = [int(OrderStatus.PENDING_NEW), int(OrderStatus.PENDING_CANCEL)]
+        """Parents with a child pending new, cancel or replace: what a crash may have left
+        unsent."""
+        pending = [
+            int(OrderStatus.PENDING_NEW),
+            int(OrderStatus.PENDING_CANCEL),
+            int(OrderStatus.PENDING_REPLACE),
+        ]
         with self._pool.connection() as conn:
             rows = conn.execute(
                 "SELECT DISTINCT parent_order_id FROM order_view"

@@ -241,10 +241,11 @@ class OrderManagement:
                 return Outcome(aggregate=aggregate, events=())
             try:
                 self._append(aggregate, loaded_version, head_hash, events, context)
-                return self._recorded(Outcome(aggregate=aggregate, events=tuple(events)))
             except ConcurrencyConflict:
                 if attempt == MAX_ATTEMPTS:
                     raise
+                continue
+            return self._recorded(Outcome(aggregate=aggregate, events=tuple(events)))
         raise AssertionError("unreachable")
 
     def _recorded(self, outcome: Outcome) -> Outcome:

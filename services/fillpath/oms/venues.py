@@ -4,12 +4,14 @@
 child order placed is sent as a new order, a cancel or replace requested for a child is sent on.
 Execution reports from the gateway become `apply_report` commands, recorded under the actor
 ``venue:<name>``. On start, `resend_unsent` sends again what a crash may have left unsent —
-children still pending new, cancel or replace — which a gateway ignores if it had them.
+children still pending new, cancel or replace — which a gateway ignores if it had them. A report
+that cannot be recorded for a temporary reason (the database down, a lost race) is retried.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from fillpath.core.commands import ApplyExecutionReport
 from fillpath.core.enums import OrderStatus
@@ -22,13 +24,19 @@ from fillpath.infra.event_store import CommandContext
 from fillpath.oms.service import OrderManagement, Outcome
 
 log = logging.getLogger(__name__)
+_REPORT_ATTEMPTS = 8
 
 
 class VenueDispatcher:
-    def __init__(self, gateway: VenueGateway, oms: OrderManagement) -> None:
+    def __init__(
+        self, gateway: VenueGateway, oms: OrderManagement, *, consume_reports: bool = True
+    ) -> None:
+        """`consume_reports`: whether this process applies the gateway's reports (one OMS
+        process of several does; the others only send)."""
         self._gateway = gateway
         self._oms = oms
-        gateway.subscribe(self.on_report)
+        if consume_reports:
+            gateway.subscribe(self.on_report)
 
     def recorded(self, outcome: Outcome) -> None:
         """Sends on what `outcome` recorded for venues (called after the append committed).
@@ -53,24 +61,43 @@ class VenueDispatcher:
                 self._gateway.replace_order(event.order_id, event.quantity, event.limit_price)
 
     def on_report(self, report: ApplyExecutionReport) -> None:
-        try:
-            self._oms.apply_report(report, CommandContext(actor=f"venue:{report.venue}"))
-        except FillpathError:
-            log.exception("execution report %s for %s not applied", report.exec_id, report.order_id)
+        context = CommandContext(actor=f"venue:{report.venue}" if report.venue else "venue")
+        for attempt in range(1, _REPORT_ATTEMPTS + 1):
+            try:
+                self._oms.apply_report(report, context)
+                return
+            except FillpathError as err:
+                if not err.retryable or attempt == _REPORT_ATTEMPTS:
+                    log.exception(
+                        "execution report %s for %s not applied", report.exec_id, report.order_id
+                    )
+                    return
+                time.sleep(min(0.05 * 2**attempt, 2.0))
 
     def resend_unsent(self, order_ids: list[str]) -> int:
-        """Sends again the pending requests of the children of `order_ids`; how many."""
+        """Sends again the pending requests of the children of `order_ids`; how many.
+
+        A child the venue never acknowledged is sent as a new order first (a cancel or replace
+        may have been recorded before the venue answered), then its pending cancel or replace.
+        """
         sent = 0
         for order_id in order_ids:
             aggregate = self._oms.get(order_id)
             for child in aggregate.children.values():
-                if child.status is OrderStatus.PENDING_NEW:
-                    self._gateway.new_order(_venue_order(child))
-                elif child.status is OrderStatus.PENDING_CANCEL:
-                    self._gateway.cancel_order(child.order_id)
-                else:
+                if not child.status.is_pending and child.status is not OrderStatus.PENDING_NEW:
                     continue
-                sent += 1
+                if child.venue_order_id is None:
+                    self._gateway.new_order(_venue_order(child))
+                    sent += 1
+                if child.status is OrderStatus.PENDING_CANCEL:
+                    self._gateway.cancel_order(child.order_id)
+                    sent += 1
+                elif child.status is OrderStatus.PENDING_REPLACE:
+                    assert child.pending_quantity is not None
+                    self._gateway.replace_order(
+                        child.order_id, child.pending_quantity, child.pending_limit_price
+                    )
+                    sent += 1
         return sent
 
 

@@ -12,7 +12,7 @@ from fillpath.core.price import Price
 from fillpath.core.venues import VenueOrder
 from fillpath.market.gateway import SimulatedGateway
 from fillpath.market.lab import MarketLab
-from fillpath.market.layout import OUT_FILL, OUT_QUOTE
+from fillpath.market.layout import OUT_FILL, OUT_QUOTE, OUT_TRADE
 from fillpath.market.marketdata import QuoteBoard
 
 
@@ -129,3 +129,31 @@ def test_gateway_with_a_speed_runs_the_session_ahead_of_the_wall_clock(
     assert gateway.lab.now >= 120.0
     assert reports[0].exec_type is ExecType.NEW
     assert sum(r.last_quantity for r in reports if r.exec_type is ExecType.TRADE) > 0
+
+
+def test_after_the_close_nothing_trades_and_our_orders_expire(
+    make_lab: Callable[..., MarketLab],
+) -> None:
+    lab = make_lab(["INIT"], 2, record=True)
+    close = lab.config.session_seconds
+    lab.advance(close - 2.0)
+    lab.submit(
+        VenueOrder(
+            order_id="late", symbol="INIT", venue="lumen", side=Side.BUY, quantity=100,
+            order_type=OrderType.LIMIT, limit_price=Price.parse("10.00"),
+        )
+    )  # fmt: skip
+    reports = [*lab.advance(close + 60.0).reports]
+    lab.submit(
+        VenueOrder(
+            order_id="after", symbol="INIT", venue="lumen", side=Side.BUY, quantity=100,
+            order_type=OrderType.MARKET, time_in_force=TimeInForce.IOC,
+        )
+    )  # fmt: skip
+    reports += lab.advance(close + 120.0).reports
+
+    log = lab.event_log("INIT")
+    assert not np.any(np.isin(log["kind"], [OUT_QUOTE, OUT_TRADE]) & (log["t"] > close))
+    by_order = {(r.order_id, r.exec_type) for r in reports}
+    assert ("late", ExecType.EXPIRED) in by_order
+    assert ("after", ExecType.REJECTED) in by_order

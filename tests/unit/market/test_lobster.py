@@ -150,3 +150,24 @@ def test_lobster_command_prints_the_day_and_plots_it(tmp_path: Path) -> None:
     assert "prints" in result.output
     assert "3,000" in result.output  # messages
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_hidden_execution_between_ticks_prints_at_its_own_price(tmp_path: Path) -> None:
+    messages, orderbook = _write_day(tmp_path, 6, n=50)
+    text = messages.read_text().splitlines()
+    text[10] = f"{34_300.0:.9f},5,0,100,{MID + 50},1"  # $100.005, hidden
+    messages.write_text("\n".join(text) + "\n")
+
+    records = LobsterReplay(read_lobster(messages, orderbook)).replay(11)
+
+    trades = records[records["kind"] == OUT_TRADE]
+    assert trades["price"][-1] == 100_005_000_000
+
+
+def test_tick_finer_than_lobster_prices_or_off_grid_prices_are_refused(tmp_path: Path) -> None:
+    day = read_lobster(*_write_day(tmp_path, 7, n=50))
+
+    with pytest.raises(InvalidArgument, match="multiple of LOBSTER"):
+        LobsterReplay(day, tick_nanos=50_000)
+    with pytest.raises(InvalidArgument, match="not on this tick grid"):
+        LobsterReplay(day, tick_nanos=30_000_000)  # $0.03: $100.01 is off it

@@ -11,8 +11,8 @@ import numpy as np
 from fillpath.api.v1 import events_pb2
 from fillpath.infra.bus import MARKET_DATA_TOPIC, BusMessage, InProcessBus
 from fillpath.market.gateway import SimulatedGateway
-from fillpath.market.lab import MarketLab
-from fillpath.market.layout import OUT_TRADE
+from fillpath.market.lab import MarketData, MarketLab
+from fillpath.market.layout import OUT, OUT_TRADE
 from fillpath.market.marketdata import MarketDataPublisher
 
 
@@ -74,3 +74,34 @@ def test_market_data_events_on_the_bus_match_what_the_lab_printed(
         assert asks == sorted(asks)
         assert not bids or not asks or bids[0] < asks[0]
     assert np.all(np.diff([e.position for e in got]) > 0)
+
+
+def test_volume_bars_are_published_once_each_in_order_even_with_late_prints(
+    make_lab: Callable[..., MarketLab],
+) -> None:
+    lab = make_lab(["ACME"], 1)
+    published: list[BusMessage] = []
+
+    class Collect:
+        def publish(self, messages: list[BusMessage]) -> None:
+            published.extend(messages)
+
+    publisher = MarketDataPublisher(lab, Collect())  # type: ignore[arg-type]
+    trades = np.zeros(5, dtype=OUT)
+    trades["kind"] = OUT_TRADE
+    trades["qty"] = 100
+    trades["price"] = 100_000_000_000
+    # Minute 4, then a late print of minute 3, then minutes 6 and 5 (a slower venue's).
+    trades["t"] = [245.0, 179.9, 365.0, 359.9, 430.0]
+    for record in trades:
+        one = np.array([record], dtype=OUT)
+        publisher(MarketData(symbol="ACME", records=one, received=one["t"] + 0.001))
+
+    bars = [
+        events_pb2.EventEnvelope.FromString(m.payload).volume_bar
+        for m in published
+        if m.event_type == "VolumeBar"
+    ]
+    starts = [b.start_unix_nanos for b in bars]
+    assert starts == sorted(set(starts))
+    assert sum(b.volume for b in bars) == 400  # the last minute's bar is still open

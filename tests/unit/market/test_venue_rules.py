@@ -25,6 +25,7 @@ from fillpath.market.layout import (
     OUT_FILL,
     OUT_REJECTED,
     OUT_REPLACED,
+    R_CAPACITY,
     R_FOK,
     R_MIN_QTY,
     R_POST_ONLY,
@@ -198,3 +199,67 @@ def test_dark_pool_crosses_at_the_midpoint_and_respects_minimum_quantities() -> 
     assert fills["price"].tolist() == [(2 * BASE + 40 + 43) * TICK // 2]  # 100.415
     assert fills["liquidity"].tolist() == [LIQ_MIDPOINT]
     assert ours(out, 1, OUT_REJECTED)["qty2"].tolist() == [R_MIN_QTY]  # 100 < pool minimum
+
+
+def test_dark_order_minimum_quantity_decides_alone() -> None:
+    e = quiet_engine(dark_min=200)
+    book.add(e.books, LIT_A, BUY, 40, 100, BACKGROUND, np.inf)
+    book.add(e.books, LIT_B, SELL, 42, 100, BACKGROUND, np.inf)
+    contra(e, SELL, 300)  # above the pool's minimum, below the order's
+
+    order = action(1.0, ACT_NEW, 0, venue=DARK, side=BUY, qty=1000, tif=TIF_DAY, min_qty=500)
+    out = run(e, 2.0, order)
+    assert len(ours(out, 0, OUT_FILL)) == 0
+
+    contra(e, SELL, 600)
+    out = run(e, 3.0, action(2.5, ACT_REPLACE, 0, qty=1000))  # a replace looks again
+    assert ours(out, 0, OUT_FILL)["qty"].tolist() == [600]
+
+
+def test_dark_fok_that_cannot_fill_in_full_trades_nothing() -> None:
+    e = quiet_engine(dark_min=100)
+    book.add(e.books, LIT_A, BUY, 40, 100, BACKGROUND, np.inf)
+    book.add(e.books, LIT_B, SELL, 42, 100, BACKGROUND, np.inf)
+    contra(e, SELL, 300)
+
+    out = run(e, 2.0, action(1.0, ACT_NEW, 0, venue=DARK, side=BUY, qty=1000, tif=TIF_FOK))
+
+    assert len(ours(out, 0, OUT_FILL)) == 0
+    assert ours(out, 0, OUT_CANCELED)["qty2"].tolist() == [R_FOK]
+    assert e.contra_qty[0, 0] == 300
+
+
+def test_dark_order_filled_by_a_replace_leaves_the_pool() -> None:
+    e = quiet_engine(dark_min=0)
+    book.add(e.books, LIT_A, BUY, 40, 100, BACKGROUND, np.inf)
+    book.add(e.books, LIT_B, SELL, 42, 100, BACKGROUND, np.inf)
+    run(e, 2.0, action(1.0, ACT_NEW, 0, venue=DARK, side=BUY, qty=500, tif=TIF_DAY))
+    contra(e, SELL, 300)
+
+    out = run(e, 3.0, action(2.5, ACT_REPLACE, 0, qty=300))  # down to what the contra has
+
+    assert ours(out, 0, OUT_FILL)["qty"].tolist() == [300]
+    assert e.resting_n[0] == 0
+
+
+def test_dark_pool_full_of_our_orders_rejects_the_next() -> None:
+    e = quiet_engine(dark_min=0)
+    batch = [
+        action(1.0 + i * 1e-4, ACT_NEW, i, venue=DARK, side=BUY, qty=100, tif=TIF_DAY)
+        for i in range(eng.DARK_SLOTS + 1)
+    ]
+
+    out = run(e, 2.0, *batch)
+
+    assert ours(out, eng.DARK_SLOTS, OUT_REJECTED)["qty2"].tolist() == [R_CAPACITY]
+    assert e.resting_n[0] == eng.DARK_SLOTS
+
+
+def test_resting_order_priced_through_another_venue_slides_behind_it() -> None:
+    e = quiet_engine()
+    book.add(e.books, LIT_B, SELL, 43, 100, BACKGROUND, np.inf)  # the best offer, on B
+
+    run(e, 2.0, buy(1.0, 0, 300, 45))  # on A, where nothing is offered
+
+    assert e.books.best[LIT_A, BUY] == 42  # one tick behind B's offer: no crossed market
+    assert e.ours[0]["level"] == 45  # the order keeps its limit
