@@ -4,6 +4,7 @@ the reports back on the resumable stream."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +15,13 @@ from fillpath.api.v1 import common_pb2 as C
 from fillpath.api.v1 import market_pb2, oms_pb2
 from fillpath.api.v1.market_pb2_grpc import VenueGatewayServiceStub
 from fillpath.api.v1.oms_pb2_grpc import OrderManagementServiceStub
-from fillpath.infra.settings import LabSettings, OmsSettings, Settings
+from fillpath.infra.bus import MARKET_DATA_TOPIC
+from fillpath.infra.pulsar.bus import PulsarBus
+from fillpath.infra.pulsar.standalone import PulsarStandalone
+from fillpath.infra.settings import BusSettings, LabSettings, OmsSettings, Settings
 from fillpath.market.main import LabRuntime, start_lab
 from fillpath.oms.main import start_oms
+from tests.integration.test_bus_contract import wait_for
 
 
 @pytest.fixture
@@ -100,3 +105,25 @@ def test_bad_new_order_names_the_field(lab: LabRuntime) -> None:
             venues.NewOrder(market_pb2.NewOrderRequest(order_id="x", symbol="ACME", venue="orbit"))
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "side" in raised.value.details()
+
+
+def test_lab_publishes_its_market_data_to_pulsar(
+    pulsar_broker: PulsarStandalone, tmp_path: Path
+) -> None:
+    prefix = f"persistent://public/default/lab-{uuid.uuid4().hex[:8]}-"
+    settings = Settings(
+        data_dir=tmp_path,
+        bus=BusSettings(kind="pulsar", pulsar_url=pulsar_broker.service_url, topic_prefix=prefix),
+        lab=LabSettings(address="127.0.0.1:0"),
+    )
+    consumer = PulsarBus(pulsar_broker.service_url, topic_prefix=prefix)
+    got: list[str] = []
+    consumer.subscribe(MARKET_DATA_TOPIC, "test", lambda m: got.append(m.event_type))
+    runtime = start_lab(settings, symbols=["INIT"], drive=False)
+    try:
+        runtime.gateway.advance_to(120.0)
+        wait_for(lambda: {"TradePrinted", "VolumeBar", "ConsolidatedQuoteUpdated"} <= set(got), 30)
+    finally:
+        runtime.stop()
+        consumer.close()
+    assert {"QuoteUpdated", "BookDepth"} <= set(got)

@@ -232,7 +232,13 @@ def start(e: Engine) -> None:
     resting = int(fp[F_LIMIT_RATE] * fp[F_LIFETIME])
     for _ in range(resting):
         _limit_order(e, 0.0, True)
+    # The opening quotes: what each venue shows when the session starts (the building of the
+    # book before it is not part of the log).
     e.ctr[C_OUT] = 0
+    e.ctr[C_LIMITS] = 0
+    e.quoted[:] = 0
+    for v in range(e.lit_share.shape[0]):
+        _quote(e, 0.0, v)
 
 
 @njit(cache=True, nogil=True)

@@ -11,6 +11,7 @@ session, byte for byte (`digest`).
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -117,13 +118,16 @@ class MarketLab:
         ends, intensity = profile_arrays(config)
         weights = propagator_weights()
         self._instruments: dict[str, _Instrument] = {}
-        for i, (symbol, instrument) in enumerate(sorted(instruments.items())):
+        for symbol, instrument in sorted(instruments.items()):
             model = instrument_model(
                 instrument, (params or {}).get(symbol, LabParameters()), config
             )
             engine = eng.new_engine(
                 fp=model.fp,
-                seed_states=rng.seeded_streams(config.seed * 1_000_003 + i, eng.STREAMS),
+                # Per symbol, so one instrument's session does not depend on which others run.
+                seed_states=rng.seeded_streams(
+                    config.seed * 1_000_003 + zlib.crc32(symbol.encode()), eng.STREAMS
+                ),
                 lit_share=cumulative_shares(config.lit),
                 dark_share=cumulative_shares(config.dark),
                 dark_min=np.asarray([v.min_quantity for v in config.dark], dtype=np.int64),
