@@ -14,12 +14,12 @@ export NUMBA_CACHE_DIR ?= $(HOME)/.cache/fillpath/numba
 PROTO_SRC := $(wildcard protos/fillpath/v1/*.proto)
 API_DIR   := services/fillpath/api/v1
 
-.PHONY: demo test lint typecheck imports protos check-protos pulsar unit integration e2e bench clean
+.PHONY: demo test lint typecheck imports protos check-protos pulsar kube unit integration e2e k8s bench clean
 
 demo: $(STAMP)
 	$(BIN)/fillpath demo
 
-test: lint typecheck imports check-protos pulsar
+test: lint typecheck imports check-protos pulsar kube
 	$(BIN)/pytest
 
 unit: $(STAMP)
@@ -35,6 +35,15 @@ e2e: $(STAMP) pulsar
 # `fillpath up --bus pulsar` start the broker from there.
 pulsar: $(STAMP)
 	$(BIN)/python -m fillpath.infra.pulsar.standalone fetch
+
+# etcd, kube-apiserver, kube-controller-manager, kubectl and helm, built with Go from the module
+# proxy into ~/.cache/fillpath once (pinned by the go.mod/go.sum in infra/kube); the tests in
+# tests/k8s start them on loopback.
+kube: $(STAMP)
+	$(BIN)/python -m fillpath.infra.kube.controlplane fetch
+
+k8s: $(STAMP) kube
+	$(BIN)/pytest tests/k8s
 
 bench: $(STAMP)
 	$(BIN)/fillpath bench oms

@@ -1,0 +1,279 @@
+"""What the cluster should hold for the resources of one kind in one namespace: pure functions,
+no API calls, so every rule here is unit-tested.
+
+Each kind belongs to a domain service: Venues configure the smart order router, AlgoProfiles the
+algorithm engine, ExecutionStrategies the strategy service. For a kind with at least one
+resource the operator keeps three objects, named after the domain and owned by every resource of
+the kind (so the API server's garbage collector removes them with the last one):
+- a ConfigMap holding all the kind's resources rendered as the YAML `fillpath up` reads (the
+  service watches the mounted file and hot-reloads it);
+- a Deployment of the service, its pod template annotated with the configuration's hash (a
+  change that needs a restart rolls the pods; a hot-reloadable one could drop it later);
+- a Service in front of it (gRPC).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+GROUP = "fillpath.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+MANAGED_BY = "fillpath-operator"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Domain:
+    kind: str
+    plural: str
+    service: str  # the domain service: sor, algo, strategy
+    module: str  # python -m <module> runs it
+    port: int
+    config_file: str
+
+
+DOMAINS: dict[str, Domain] = {
+    "Venue": Domain(
+        kind="Venue", plural="venues", service="sor", module="fillpath.sor.main",
+        port=50071, config_file="venues.yaml",
+    ),
+    "AlgoProfile": Domain(
+        kind="AlgoProfile", plural="algoprofiles", service="algo", module="fillpath.algo.main",
+        port=50081, config_file="algoprofiles.yaml",
+    ),
+    "ExecutionStrategy": Domain(
+        kind="ExecutionStrategy", plural="executionstrategies", service="strategy",
+        module="fillpath.strategy.main", port=50091, config_file="executionstrategies.yaml",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """How the operator deploys services (from its own environment, see handlers.py)."""
+
+    image: str = "ghcr.io/fillpath/fillpath:0.1.0"
+    """The service image."""
+
+    replicas: int = 1
+    env_from_secret: str = ""
+    """A Secret whose keys become the service's environment (FILLPATH_PG_DSN, …)."""
+
+
+def name_of(domain: Domain) -> str:
+    return f"fillpath-{domain.service}"
+
+
+def labels(domain: Domain) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": name_of(domain),
+        "app.kubernetes.io/component": domain.service,
+        "app.kubernetes.io/part-of": "fillpath",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def render_config(domain: Domain, resources: Sequence[Mapping[str, Any]]) -> str:
+    """The resources as the multi-document YAML `fillpath up` reads: apiVersion, kind, name and
+    spec of each, sorted by name (so the same set renders the same bytes)."""
+    documents = [
+        {
+            "apiVersion": API_VERSION,
+            "kind": domain.kind,
+            "metadata": {"name": r["metadata"]["name"]},
+            "spec": r.get("spec", {}),
+        }
+        for r in sorted(resources, key=lambda r: str(r["metadata"]["name"]))
+    ]
+    return yaml.safe_dump_all(documents, sort_keys=True)
+
+
+def owner_references(resources: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every resource of the kind owns the children; the first (by name) is the controller."""
+    ordered = sorted(resources, key=lambda r: str(r["metadata"]["name"]))
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": r["kind"],
+            "name": r["metadata"]["name"],
+            "uid": r["metadata"]["uid"],
+            "controller": i == 0,
+            "blockOwnerDeletion": False,
+        }
+        for i, r in enumerate(ordered)
+    ]
+
+
+def config_map(
+    domain: Domain, namespace: str, resources: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{name_of(domain)}-config",
+            "namespace": namespace,
+            "labels": labels(domain),
+            "ownerReferences": owner_references(resources),
+        },
+        "data": {domain.config_file: render_config(domain, resources)},
+    }
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    text = yaml.safe_dump(config["data"], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def deployment(
+    domain: Domain,
+    namespace: str,
+    resources: Sequence[Mapping[str, Any]],
+    settings: Settings,
+    config: Mapping[str, Any],
+) -> dict[str, Any]:
+    name = name_of(domain)
+    container: dict[str, Any] = {
+        "name": domain.service,
+        "image": settings.image,
+        "args": ["python", "-m", domain.module],
+        "ports": [{"name": "grpc", "containerPort": domain.port}],
+        "env": [
+            {"name": "FILLPATH_CONFIG_DIR", "value": "/etc/fillpath"},
+            {
+                "name": f"FILLPATH_{domain.service.upper()}_ADDRESS",
+                "value": f"0.0.0.0:{domain.port}",
+            },
+        ],
+        "volumeMounts": [{"name": "config", "mountPath": "/etc/fillpath", "readOnly": True}],
+        "readinessProbe": {"grpc": {"port": domain.port}, "periodSeconds": 5},
+        "livenessProbe": {"grpc": {"port": domain.port}, "periodSeconds": 20},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"memory": "1Gi"},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if settings.env_from_secret:
+        container["envFrom"] = [{"secretRef": {"name": settings.env_from_secret}}]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels(domain),
+            "ownerReferences": owner_references(resources),
+        },
+        "spec": {
+            "replicas": settings.replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {
+                "metadata": {
+                    "labels": labels(domain),
+                    "annotations": {"fillpath.io/config-hash": config_hash(config)},
+                },
+                "spec": {
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": config["metadata"]["name"]}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service(
+    domain: Domain, namespace: str, resources: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name_of(domain),
+            "namespace": namespace,
+            "labels": labels(domain),
+            "ownerReferences": owner_references(resources),
+        },
+        "spec": {
+            "selector": {"app.kubernetes.io/name": name_of(domain)},
+            "ports": [{"name": "grpc", "port": domain.port, "targetPort": "grpc"}],
+        },
+    }
+
+
+def children(
+    domain: Domain, namespace: str, resources: Sequence[Mapping[str, Any]], settings: Settings
+) -> list[dict[str, Any]]:
+    """Everything the kind's resources need in the namespace (nothing when there are none)."""
+    if not resources:
+        return []
+    config = config_map(domain, namespace, resources)
+    return [
+        config,
+        deployment(domain, namespace, resources, settings, config),
+        service(domain, namespace, resources),
+    ]
+
+
+def condition(
+    previous: Sequence[Mapping[str, Any]],
+    type_: str,
+    status: bool | None,
+    reason: str,
+    message: str,
+    *,
+    generation: int,
+    now: str,
+) -> dict[str, Any]:
+    """A status condition; its lastTransitionTime stays when the status did not change."""
+    text = "Unknown" if status is None else ("True" if status else "False")
+    before = next((c for c in previous if c.get("type") == type_), None)
+    since = before["lastTransitionTime"] if before and before.get("status") == text else now
+    return {
+        "type": type_,
+        "status": text,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+
+
+def strategy_problems(strategy: Mapping[str, Any], profiles: Mapping[str, str]) -> list[str]:
+    """What an ExecutionStrategy names that does not exist (`profiles`: name → algorithm)."""
+    spec = strategy.get("spec", {})
+    problems = []
+    default = spec.get("defaultProfile")
+    if default and default not in profiles:
+        problems.append(f"defaultProfile {default!r} is not an AlgoProfile in this namespace")
+    for rule in spec.get("rules", []):
+        profile = rule.get("profile", {})
+        name, algorithm = profile.get("name"), profile.get("algorithm")
+        if name not in profiles:
+            problems.append(f"rule {rule.get('name')!r}: AlgoProfile {name!r} does not exist")
+        elif profiles[name] != algorithm:
+            problems.append(
+                f"rule {rule.get('name')!r}: AlgoProfile {name!r} is {profiles[name]}, "
+                f"not {algorithm}"
+            )
+    return problems
+
+
+def algo_summary(spec: Mapping[str, Any]) -> str:
+    """The participation bounds at a glance (a printer column)."""
+    participation = spec.get("participation")
+    if not participation:
+        return "-"
+    return f"{participation['min']:.0%}–{participation['max']:.0%}"

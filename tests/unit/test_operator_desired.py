@@ -1,0 +1,107 @@
+"""The operator's desired state: what a set of resources should produce in the cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from fillpath_operator import desired
+from fillpath_operator.desired import DOMAINS, Settings
+
+VENUES = DOMAINS["Venue"]
+
+
+def venue(name: str, uid: str, taker: str = "0.0030") -> dict[str, Any]:
+    return {
+        "apiVersion": "fillpath.io/v1alpha1",
+        "kind": "Venue",
+        "metadata": {"name": name, "uid": uid, "namespace": "desk", "resourceVersion": "7"},
+        "spec": {"kind": "lit", "fees": {"takerFee": taker}, "connection": {"type": "simulated"}},
+        "status": {"observedGeneration": 1},
+    }
+
+
+def test_children_of_no_resources_are_none() -> None:
+    assert desired.children(VENUES, "desk", [], Settings()) == []
+
+
+def test_children_are_owned_by_every_resource_of_the_kind() -> None:
+    resources = [venue("orbit", "u2"), venue("lumen", "u1")]
+
+    config, deployment, service = desired.children(VENUES, "desk", resources, Settings())
+
+    for child in (config, deployment, service):
+        owners = child["metadata"]["ownerReferences"]
+        assert [(o["name"], o["uid"]) for o in owners] == [("lumen", "u1"), ("orbit", "u2")]
+        assert [o["controller"] for o in owners] == [True, False]
+    assert (
+        deployment["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
+        == (config["metadata"]["name"])
+    )
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_config_renders_the_resources_as_fillpath_up_reads_them() -> None:
+    config = desired.config_map(VENUES, "desk", [venue("orbit", "u2"), venue("lumen", "u1")])
+
+    documents = list(yaml.safe_load_all(config["data"]["venues.yaml"]))
+
+    assert [d["metadata"] for d in documents] == [{"name": "lumen"}, {"name": "orbit"}]
+    assert all(set(d) == {"apiVersion", "kind", "metadata", "spec"} for d in documents)
+
+
+def test_a_changed_resource_changes_the_config_and_rolls_the_deployment() -> None:
+    before = desired.children(VENUES, "desk", [venue("lumen", "u1")], Settings())
+    after = desired.children(VENUES, "desk", [venue("lumen", "u1", taker="0.0025")], Settings())
+
+    assert before[0]["data"] != after[0]["data"]
+    hash_of = lambda d: d["spec"]["template"]["metadata"]["annotations"]["fillpath.io/config-hash"]  # noqa: E731
+    assert hash_of(before[1]) != hash_of(after[1])
+
+
+def test_the_same_resources_render_the_same_bytes_in_any_order() -> None:
+    a = desired.config_map(VENUES, "desk", [venue("a", "1"), venue("b", "2")])
+    b = desired.config_map(VENUES, "desk", [venue("b", "2"), venue("a", "1")])
+
+    assert a == b
+
+
+def test_connection_secret_becomes_the_service_environment() -> None:
+    (_, deployment, _) = desired.children(
+        VENUES, "desk", [venue("lumen", "u1")], Settings(env_from_secret="fillpath-connections")
+    )
+
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "fillpath-connections"}}]
+
+
+def test_condition_keeps_its_transition_time_while_the_status_holds() -> None:
+    first = desired.condition([], "Ready", True, "Rendered", "ok", generation=1, now="T1")
+    same = desired.condition([first], "Ready", True, "Rendered", "ok", generation=2, now="T2")
+    flipped = desired.condition([same], "Ready", False, "Broken", "no", generation=3, now="T3")
+
+    assert (first["lastTransitionTime"], same["lastTransitionTime"]) == ("T1", "T1")
+    assert flipped["lastTransitionTime"] == "T3"
+    assert same["observedGeneration"] == 2
+
+
+def test_strategy_naming_a_missing_or_different_profile_is_reported() -> None:
+    strategy = {
+        "spec": {
+            "defaultProfile": "gone",
+            "rules": [
+                {"name": "a", "profile": {"name": "twap", "algorithm": "TWAP"}},
+                {"name": "b", "profile": {"name": "vwap", "algorithm": "POV"}},
+                {"name": "c", "profile": {"name": "nope", "algorithm": "IS"}},
+            ],
+        }
+    }
+
+    problems = desired.strategy_problems(strategy, {"twap": "TWAP", "vwap": "VWAP"})
+
+    assert problems == [
+        "defaultProfile 'gone' is not an AlgoProfile in this namespace",
+        "rule 'b': AlgoProfile 'vwap' is VWAP, not POV",
+        "rule 'c': AlgoProfile 'nope' does not exist",
+    ]
