@@ -32,7 +32,7 @@ class Domain:
     kind: str
     plural: str
     service: str  # the domain service: sor, algo, strategy
-    module: str  # python -m <module> runs it
+    module: str  # the image runs `python -m <module>`
     port: int
     config_file: str
 
@@ -141,7 +141,7 @@ def deployment(
     container: dict[str, Any] = {
         "name": domain.service,
         "image": settings.image,
-        "args": ["python", "-m", domain.module],
+        "args": [domain.module],  # the image's entrypoint is `python -m`
         "ports": [{"name": "grpc", "containerPort": domain.port}],
         "env": [
             {"name": "FILLPATH_CONFIG_DIR", "value": "/etc/fillpath"},
@@ -150,7 +150,11 @@ def deployment(
                 "value": f"0.0.0.0:{domain.port}",
             },
         ],
-        "volumeMounts": [{"name": "config", "mountPath": "/etc/fillpath", "readOnly": True}],
+        "volumeMounts": [
+            {"name": "config", "mountPath": "/etc/fillpath", "readOnly": True},
+            # numba's kernel cache: the root filesystem is read-only.
+            {"name": "cache", "mountPath": "/var/cache/fillpath"},
+        ],
         "readinessProbe": {"grpc": {"port": domain.port}, "periodSeconds": 5},
         "livenessProbe": {"grpc": {"port": domain.port}, "periodSeconds": 20},
         "resources": {
@@ -161,6 +165,7 @@ def deployment(
             "runAsNonRoot": True,
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
             "capabilities": {"drop": ["ALL"]},
         },
     }
@@ -185,8 +190,10 @@ def deployment(
                 },
                 "spec": {
                     "containers": [container],
+                    "automountServiceAccountToken": False,
                     "volumes": [
-                        {"name": "config", "configMap": {"name": config["metadata"]["name"]}}
+                        {"name": "config", "configMap": {"name": config["metadata"]["name"]}},
+                        {"name": "cache", "emptyDir": {}},
                     ],
                 },
             },
