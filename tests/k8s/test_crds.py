@@ -9,8 +9,9 @@ import uuid
 import pytest
 import yaml
 
+from fillpath.core.errors import InvalidArgument
 from fillpath.infra.kube.controlplane import ControlPlane
-from fillpath.infra.resources import load_resources
+from fillpath.infra.resources import load_resources, resources_from_documents
 from tests.k8s.conftest import ROOT
 
 
@@ -119,6 +120,11 @@ def test_bad_resource_is_refused_with_the_rule_message(
     error = _apply(control_plane, namespace, document)
 
     assert message in error
+    # fillpath refuses the same file when it reads it, with the same rule's message.
+    with pytest.raises(InvalidArgument) as local:
+        resources_from_documents([document], document["kind"], origin="bad.yaml")
+    expected = "is not one of" if message.startswith("Unsupported value") else message
+    assert expected in str(local.value)
 
 
 def test_venue_kind_cannot_change(control_plane: ControlPlane, namespace: str) -> None:

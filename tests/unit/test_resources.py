@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -68,9 +70,50 @@ def test_default_venues_are_four_lit_and_two_dark_lit_first() -> None:
     assert umbra.midpoint_fee_nanos == 1_500_000
 
 
-def test_venues_without_a_lit_one_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_venues_without_a_lit_one_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "venues.yaml"
     path.write_text(VENUE.replace("kind: lit", "kind: dark"))
 
     with pytest.raises(InvalidArgument, match="no simulated lit venue"):
         venues_from_resources(load_resources(path, "Venue", default="venues.yaml"))
+
+
+def test_every_example_loads_with_its_crd_rules() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    loaded = {
+        kind: [r.name for r in load_resources(examples / file, kind, default="")]
+        for kind, file in (
+            ("Venue", "venues.yaml"),
+            ("AlgoProfile", "algoprofiles.yaml"),
+            ("ExecutionStrategy", "executionstrategies.yaml"),
+        )
+    }
+
+    assert len(loaded["Venue"]) == 6
+    assert "iceberg-passive" in loaded["AlgoProfile"]
+    assert loaded["ExecutionStrategy"] == ["equities-desk"]
+
+
+def test_cel_rule_of_a_nested_field_is_reported_at_its_path() -> None:
+    document = {
+        "apiVersion": "fillpath.io/v1alpha1",
+        "kind": "ExecutionStrategy",
+        "metadata": {"name": "s"},
+        "spec": {
+            "rules": [
+                {"name": "ok", "profile": {"name": "p", "algorithm": "TWAP"}},
+                {
+                    "name": "bad",
+                    "profile": {"name": "p", "algorithm": "TWAP"},
+                    "when": {"spreadBps": {"min": 20, "max": 5}},
+                },
+            ]
+        },
+    }
+
+    with pytest.raises(InvalidArgument) as raised:
+        resources_from_documents([document], "ExecutionStrategy", origin="s.yaml")
+
+    (violation,) = raised.value.violations
+    assert violation.field == "s.yaml[0] spec.rules[1].when.spreadBps"
+    assert violation.reason == "a range's min must not exceed its max"

@@ -1,15 +1,17 @@
 """fillpath's custom resources (`Venue`, `AlgoProfile`, `ExecutionStrategy`) read from YAML files.
 
 What a user applies with kubectl is what `fillpath up` and the market lab run with, so a file is
-held to the same schema the Kubernetes API server enforces: the CRD's openAPIV3Schema in crds/
-(shipped in the package as fillpath/crds), with its defaults applied and its CEL rules that can
-be checked without a cluster re-stated in `_RULES`. A bad file is refused with the document and
-the field named (``venues.yaml[2] spec.fees.takerFee``) and the value found.
+held to what the Kubernetes API server enforces: the CRD's openAPIV3Schema in crds/ (shipped in
+the package as fillpath/crds), its defaults applied, and its CEL rules (`x-kubernetes-
+validations`) evaluated with cel-python — the same rules, not a re-statement (transition rules,
+which compare with the object's previous version, have nothing to compare with here). A bad
+file is refused with the document and the field named (``venues.yaml[2] spec.fees.takerFee``),
+and the value found or the rule's message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from copy import deepcopy
 from dataclasses import dataclass
 from functools import cache
@@ -17,15 +19,22 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import celpy
 import jsonschema
 import yaml
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 
 from fillpath.core.errors import FieldViolation, InvalidArgument
 
 GROUP = "fillpath.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-_CRD_FILES = {"Venue": "venues.fillpath.io.yaml"}
+_CRD_FILES = {
+    "Venue": "venues.fillpath.io.yaml",
+    "AlgoProfile": "algoprofiles.fillpath.io.yaml",
+    "ExecutionStrategy": "executionstrategies.fillpath.io.yaml",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,12 +109,12 @@ def resources_from_documents(documents: list[Any], kind: str, *, origin: str) ->
             field = ".".join(str(p) for p in error.absolute_path)
             violations.append(FieldViolation(f"{where} {field}", error.instance, error.message))
         if not errors:
-            for rule in _RULES.get(kind, ()):
-                violations.extend(
-                    FieldViolation(f"{where} {v.field}", v.value, v.reason)
-                    for v in rule(resource["spec"])
-                )
-            found.append(Resource(kind=kind, name=name, spec=resource["spec"]))
+            broken = _cel_violations(schema["properties"]["spec"], resource["spec"], "spec")
+            violations.extend(
+                FieldViolation(f"{where} {v.field}", v.value, v.reason) for v in broken
+            )
+            if not broken:
+                found.append(Resource(kind=kind, name=name, spec=resource["spec"]))
     if violations:
         raise InvalidArgument(violations)
     return found
@@ -124,28 +133,30 @@ def _with_defaults(value: Any, schema: Mapping[str, Any]) -> Any:
     return value
 
 
-def _venue_rules(spec: Mapping[str, Any]) -> list[FieldViolation]:
-    """The Venue CRD's CEL rules that hold within one object (not the immutability ones)."""
-    connection = spec["connection"]
-    if connection["type"] == "fix" and "fix" not in connection:
-        return [
-            FieldViolation(
-                "spec.connection.fix",
-                None,
-                "connection.fix is required when connection.type is fix",
-            )
-        ]
-    if connection["type"] == "simulated" and "fix" in connection:
-        return [
-            FieldViolation(
-                "spec.connection.fix",
-                connection["fix"],
-                "connection.fix is only for connection.type fix",
-            )
-        ]
-    return []
+@cache
+def _program(rule: str) -> Any:
+    environment = celpy.Environment()
+    return environment.program(environment.compile(rule))
 
 
-_RULES: dict[str, tuple[Callable[[Mapping[str, Any]], list[FieldViolation]], ...]] = {
-    "Venue": (_venue_rules,),
-}
+def _cel_violations(schema: Mapping[str, Any], value: Any, path: str) -> list[FieldViolation]:
+    """Every CEL rule of `schema` and its sub-schemas that `value` breaks, by path."""
+    found = []
+    for validation in schema.get("x-kubernetes-validations", ()):
+        rule = validation["rule"]
+        if "oldSelf" in rule:
+            continue  # a transition rule: there is no previous version here
+        try:
+            holds = _program(rule).evaluate({"self": json_to_cel(value)})
+        except CELEvalError as err:
+            raise InvalidArgument.single(path, rule, f"rule cannot be evaluated: {err}") from err
+        if not holds:
+            found.append(FieldViolation(path, value, validation.get("message", rule)))
+    if isinstance(value, Mapping):
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                found.extend(_cel_violations(sub, value[key], f"{path}.{key}"))
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            found.extend(_cel_violations(schema["items"], item, f"{path}[{i}]"))
+    return found
