@@ -7,6 +7,7 @@ else below.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -35,6 +36,7 @@ from fillpath.infra.settings import BUS_KINDS, LabSettings, OmsSettings, RedisSe
 from fillpath.market.lab import MarketLab
 from fillpath.market.lobster import replay_lobster
 from fillpath.market.main import start_lab
+from fillpath.monitor.tca import compute_from_document
 from fillpath.oms.cli import console, orders
 from fillpath.oms.main import order_codec
 from fillpath.oms.projection import OMS_MIGRATIONS, rebuild
@@ -303,6 +305,26 @@ def lobster(
     for name, value in summary.items():
         table.add_row(name, value)
     console.print(table)
+
+
+@main.group()
+def tca() -> None:
+    """Transaction cost analysis (bps, positive = cost)."""
+
+
+@tca.command(name="compute")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def tca_compute(file: Path) -> None:
+    """Every TCA metric of the order in FILE (JSON; format in the README) as JSON."""
+    try:
+        document = json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise click.ClickException(f"{file}: not JSON: {err}") from err
+    if not isinstance(document, dict):
+        raise click.ClickException(f"{file}: the top level must be an object")
+    with _errors():
+        result = compute_from_document(document)
+    click.echo(json.dumps(result, indent=2))
 
 
 @main.group()
