@@ -36,6 +36,7 @@ from fillpath.infra.settings import BUS_KINDS, LabSettings, OmsSettings, RedisSe
 from fillpath.market.lab import MarketLab
 from fillpath.market.lobster import replay_lobster
 from fillpath.market.main import start_lab
+from fillpath.monitor.report import write_report
 from fillpath.monitor.tca import compute_from_document
 from fillpath.oms.cli import console, orders
 from fillpath.oms.main import order_codec
@@ -325,6 +326,25 @@ def tca_compute(file: Path) -> None:
     with _errors():
         result = compute_from_document(document)
     click.echo(json.dumps(result, indent=2))
+
+
+@tca.command(name="report")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("tca.html"),
+              show_default=True, help="The HTML report; the fills CSV goes beside it.")  # fmt: skip
+@click.option("--title", default="TCA report", show_default=True)
+def tca_report(files: tuple[Path, ...], out: Path, title: str) -> None:
+    """An HTML TCA report (figures and plots) and a CSV of the fills, for the orders in FILES."""
+    documents = []
+    for file in files:
+        try:
+            documents.append(json.loads(file.read_text()))
+        except json.JSONDecodeError as err:
+            raise click.ClickException(f"{file}: not JSON: {err}") from err
+    with _errors():
+        page, table = write_report(documents, out, title)
+    console.print(f"report: {page}\nfills:  {table}")
 
 
 @main.group()

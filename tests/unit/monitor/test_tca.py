@@ -200,3 +200,23 @@ def test_tca_compute_command_refuses_a_bad_file_naming_the_field(tmp_path: Path)
 
     assert result.exit_code != 0
     assert "order.side" in result.output
+
+
+def test_tca_report_writes_html_with_the_figures_and_a_csv_of_the_fills(tmp_path: Path) -> None:
+    buy, sell = tmp_path / "buy.json", tmp_path / "sell.json"
+    buy.write_text(json.dumps({**BUY, "order": {**BUY["order"], "id": "ACME-1"}}))
+    sell.write_text(json.dumps(SELL))
+    out = tmp_path / "report" / "tca.html"
+
+    result = CliRunner().invoke(
+        main, ["tca", "report", str(buy), str(sell), "--out", str(out)], terminal_width=200
+    )
+
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "<h2>ACME-1</h2>" in page
+    assert "7.1000" in page  # the buy's shortfall total, bps (as tca compute says)
+    assert page.count("data:image/png;base64,") == 3  # two executions and the venue plot
+    rows = out.with_suffix(".csv").read_text().splitlines()
+    assert rows[0].startswith("order,venue,time,quantity,price")
+    assert len(rows) == 1 + 3  # three fills
