@@ -5,15 +5,19 @@ then plays a trading system and an algorithm: submits parent orders (one retried
 pre-trade checks), places child orders straight on the lab's venues — a market IOC, a passive
 limit, a post-only order, a dark midpoint order — and lets the session run while acks, fills and
 cancels flow back into the OMS. It ends with the orders, one order's audit trail, `verify` over
-everything recorded, and a plot of the simulated day (price, spread, volume profile) as a PNG.
+everything recorded, a TCA table of the orders with an HTML report, and a plot of the simulated
+day (price, spread, volume profile) as a PNG.
 """
 
 from __future__ import annotations
 
 import tempfile
+from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import grpc
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -26,9 +30,11 @@ from fillpath.infra.settings import OmsSettings, Settings
 from fillpath.infra.telemetry import ACTOR_KEY
 from fillpath.market.config import LabConfig, lab_parameters
 from fillpath.market.gateway import SimulatedGateway
-from fillpath.market.lab import lab_for
+from fillpath.market.lab import MarketData, MarketLab, lab_for
 from fillpath.market.marketdata import QuoteBoard
 from fillpath.market.plot import DayRecorder, plot_day
+from fillpath.monitor.report import write_report
+from fillpath.monitor.tca import compute_from_document
 from fillpath.oms.cli import history_table, orders_table
 from fillpath.oms.verify import verify
 
@@ -74,7 +80,10 @@ def _child(
     )
 
 
-def _play(console: Console, platform: EmbeddedPlatform, gateway: SimulatedGateway) -> str:
+def _play(
+    console: Console, platform: EmbeddedPlatform, gateway: SimulatedGateway
+) -> dict[str, str]:
+    """Plays the session; the parent orders that traded, by symbol."""
     lab = gateway.lab
     board = QuoteBoard(venues=len(lab.venues))
     with grpc.insecure_channel(platform.oms_address) as channel:
@@ -152,7 +161,7 @@ def _play(console: Console, platform: EmbeddedPlatform, gateway: SimulatedGatewa
         console.print(_fills_table(stub, acme_now))
         trail = stub.GetOrderHistory(oms_pb2.GetOrderHistoryRequest(order_id=acme_id))
         console.print(history_table(list(trail.entries), f"Audit trail of {acme_id} (ACME)"))
-        return acme_id
+        return {"ACME": acme_id, "GLBX": globex.terms.order_id}
 
 
 def _fills_table(stub: oms_pb2_grpc.OrderManagementServiceStub, parent: oms_pb2.Order) -> Table:
@@ -182,12 +191,115 @@ def _fills_table(stub: oms_pb2_grpc.OrderManagementServiceStub, parent: oms_pb2.
     return table
 
 
+def _tca_document(
+    stub: oms_pb2_grpc.OrderManagementServiceStub,
+    order_id: str,
+    recorder: DayRecorder,
+    lab: MarketLab,
+) -> dict[str, Any]:
+    """The order as `fillpath tca compute` reads it: the OMS's order and fills, and the lab's
+    tape and quotes (NBBO sampled each second) around it."""
+    order = stub.GetOrder(oms_pb2.GetOrderRequest(order_id=order_id)).order
+    samples = np.asarray(recorder.samples, dtype=np.float64)
+
+    def nbbo(t: float) -> tuple[float, float]:
+        i = max(0, int(np.searchsorted(samples[:, 0], t, side="right")) - 1)
+        return samples[i, 1] / 1e9, samples[i, 2] / 1e9
+
+    fills: list[dict[str, Any]] = []
+    for child in order.children:
+        trail = stub.GetOrderHistory(oms_pb2.GetOrderHistoryRequest(order_id=child.terms.order_id))
+        for entry in trail.entries:
+            if entry.event.event_type != "ChildOrderFilled":
+                continue
+            fill = entry.event.child_order_filled
+            t = (fill.executed_at.ToDatetime(tzinfo=UTC) - lab.config.open_utc).total_seconds()
+            bid, ask = nbbo(t)
+            fills.append(
+                {
+                    "time": t, "quantity": fill.quantity, "price": fill.price_nanos / 1e9,
+                    "bid": bid, "ask": ask, "venue": fill.venue, "fee": fill.fee_nanos / 1e9,
+                    "liquidity": C.LiquidityFlag.Name(fill.liquidity)
+                    .removeprefix("LIQUIDITY_FLAG_").lower(),
+                }
+            )  # fmt: skip
+    end = START + 301.0
+    trades = np.concatenate(recorder.trades)
+    window = trades[(trades["t"] >= START - 60) & (trades["t"] < end + 360)]
+    ours = {(round(f["time"], 6), f["price"], f["quantity"]) for f in fills}
+    arrival_bid, arrival_ask = nbbo(START)
+    near = samples[(samples[:, 0] >= START - 60) & (samples[:, 0] <= end + 360)]
+    terms = order.terms
+    return {
+        "order": {
+            "id": f"{terms.symbol} {terms.client_order_id}",
+            "side": "buy" if terms.side == C.SIDE_BUY else "sell",
+            "quantity": terms.quantity,
+            "decision_price": terms.decision_price_nanos / 1e9
+            if terms.HasField("decision_price_nanos")
+            else (arrival_bid + arrival_ask) / 2,
+            "arrival_time": START, "end_time": end,
+            "arrival_bid": arrival_bid, "arrival_ask": arrival_ask,
+            "end_mid": sum(nbbo(end)) / 2, "post_trade_mid": sum(nbbo(end + 300)) / 2,
+        },
+        "fills": fills,
+        "tape": [
+            {
+                "time": float(r["t"]), "quantity": int(r["qty"]), "price": r["price"] / 1e9,
+                "own": (round(float(r["t"]), 6), r["price"] / 1e9, int(r["qty"])) in ours,
+            }
+            for r in window
+        ],
+        "quotes": [{"time": t, "bid": b / 1e9, "ask": a / 1e9} for t, b, a in near],
+    }  # fmt: skip
+
+
+def _tca_table(documents: list[dict[str, Any]]) -> Table:
+    table = Table(
+        title="Transaction cost analysis (bps, positive = cost; arrival = the mid at 10:00)",
+        title_justify="left",
+        header_style="bold",
+    )
+    columns = ("order", "filled", "avg px", "vs arrival", "with fees", "vs VWAP",
+               "shortfall", "fees", "participation", "perm. impact")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column == "order" else "right")
+
+    def bps(value: float | None) -> str:
+        return "–" if value is None else f"{value:+.2f}"
+
+    for document in documents:
+        r = compute_from_document(document)
+        table.add_row(
+            document["order"]["id"],
+            f"{r['filled_quantity']:,.0f} / {r['quantity']:,.0f}",
+            "–" if r["average_price"] is None else f"{r['average_price']:.4f}",
+            bps(r["slippage_bps"]["arrival"]),
+            bps(r["slippage_bps"]["arrival_with_fees"]),
+            bps(r["slippage_bps"]["vwap"]),
+            bps(r["implementation_shortfall"]["bps"]["total"]),
+            f"{r['fees']:+.2f}",
+            "–" if r["participation"] is None else f"{r['participation']:.1%}",
+            bps(r["impact_bps"]["permanent"]),
+        )
+    return table
+
+
 def run_demo(console: Console, data_dir: Path | None = None) -> None:
     reference = load_reference_data()
     config = LabConfig()
     lab = lab_for(config, reference.instruments, lab_parameters(), SYMBOLS)
-    recorder = DayRecorder(symbol="ACME", venues=len(lab.venues))
-    gateway = SimulatedGateway(lab, on_market_data=recorder)
+    recorders = {
+        symbol: DayRecorder(symbol=symbol, venues=len(lab.venues), every=1.0)
+        for symbol in ("ACME", "GLBX")
+    }
+
+    def record(data: MarketData) -> None:
+        if data.symbol in recorders:
+            recorders[data.symbol](data)
+
+    gateway = SimulatedGateway(lab, on_market_data=record)
+    out = data_dir or cache_dir() / "demo"
     with tempfile.TemporaryDirectory(prefix="fillpath-demo-") as scratch:
         root = data_dir or Path(scratch)
         settings = Settings(data_dir=root, oms=OmsSettings(address="127.0.0.1:0"))
@@ -205,9 +317,20 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
                 f"simulated session of {config.session_date}, seed {config.seed}",
             )
             console.print(table)
-            _play(console, platform, gateway)
+            parents = _play(console, platform, gateway)
             with console.status("running the lab to the close…"):
                 gateway.run_to_close()
+            with grpc.insecure_channel(platform.oms_address) as channel:
+                stub = oms_pb2_grpc.OrderManagementServiceStub(channel)
+                documents = [
+                    _tca_document(stub, order_id, recorders[symbol], lab)
+                    for symbol, order_id in parents.items()
+                ]
+            console.print(_tca_table(documents))
+            html_report, fills_csv = write_report(
+                documents, out / "tca.html", f"TCA of the demo session, {config.session_date}"
+            )
+            console.print(f"TCA report: {html_report} (fills: {fills_csv})")
             assert platform.oms is not None  # the demo runs the OMS in process
             report = verify(platform.oms.pool, platform.oms.store, platform.oms.store.codec)
             verdict = (
@@ -220,11 +343,11 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
         finally:
             platform.stop()
     plot = plot_day(
-        recorder,
+        recorders["ACME"],
         tick_nanos=lab.model("ACME").tick_nanos,
         session_seconds=config.session_seconds,
         profile=config.volume_profile,
-        path=(data_dir or cache_dir() / "demo") / "lab-day-ACME.png",
+        path=out / "lab-day-ACME.png",
         title=f"ACME in the market lab, {config.session_date} (seed {config.seed})",
     )
     console.print(f"the simulated day (price, spread, volume profile): {plot}")

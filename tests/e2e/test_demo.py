@@ -22,6 +22,9 @@ def test_demo_runs_the_whole_session_and_the_books_verify(tmp_path: Path) -> Non
     for expected in ("venue:lumen", "TAKER", "MIDPOINT", "ChildOrderFilled"):
         assert expected in result.output
     assert "verify: OK" in result.output
+    assert "Transaction cost analysis" in result.output
+    report = tmp_path / "tca.html"
+    assert "<h2>ACME demo-acme-1</h2>" in report.read_text()
     plot = tmp_path / "lab-day-ACME.png"
     assert str(plot) in result.output.replace("\n", "")
     assert plot.read_bytes().startswith(b"\x89PNG")

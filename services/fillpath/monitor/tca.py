@@ -19,7 +19,8 @@ mid at the time of the fill.
 - **Realised participation**: our filled quantity / the tape's volume in the window (ours
   included).
 - **Fees**: commission on every share, plus the taker fee on taker fills, minus the maker rebate
-  on maker fills; all explicit costs, in currency.
+  on maker fills (a midpoint cross pays neither) — or, for a fill that carries its venue's fee,
+  that fee; all explicit costs, in currency.
 - **Implementation shortfall** (Perold 1988), in currency and in bps of the decision notional
   (order quantity × decision price), each term signed so that positive is a cost:
   delay = s · filled · (arrival − decision); trading = s · Σ q·(fill − arrival);
@@ -90,7 +91,10 @@ class Fills:
     price: np.ndarray
     bid: np.ndarray
     ask: np.ndarray
-    maker: np.ndarray  # bool
+    liquidity: np.ndarray  # str: maker, taker or midpoint (a dark cross: neither)
+    venue_fee: np.ndarray | None = None
+    """The venue's fee of each fill in currency (negative: a rebate) when known; NaN or None:
+    from the order's fee schedule (taker fee or maker rebate)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,11 +166,14 @@ def order_tca(
     average = notional / filled if filled else None
     arrival = order.arrival_mid
     decision_notional = order.quantity * order.decision_price
-    fees = float(
-        order.fees.commission * filled
-        + order.fees.taker_fee * fills.quantity[~fills.maker].sum()
-        - order.fees.maker_rebate * fills.quantity[fills.maker].sum()
+    per_share = np.select(
+        [fills.liquidity == "maker", fills.liquidity == "taker"],
+        [-order.fees.maker_rebate, order.fees.taker_fee],
+        default=0.0,
     )
+    scheduled = per_share * fills.quantity
+    known = fills.venue_fee if fills.venue_fee is not None else np.full(len(scheduled), np.nan)
+    fees = float(order.fees.commission * filled + np.where(np.isnan(known), scheduled, known).sum())
     delay = s * filled * (arrival - order.decision_price)
     trading = s * float((fills.quantity * (fills.price - arrival)).sum())
     opportunity = s * unfilled * (order.end_mid - order.decision_price)
@@ -262,7 +269,7 @@ def fill_tca(
             "time": float(fills.time[i]),
             "quantity": float(fills.quantity[i]),
             "price": float(fills.price[i]),
-            "liquidity": "maker" if fills.maker[i] else "taker",
+            "liquidity": str(fills.liquidity[i]),
             "mid": float(mid[i]),
             "slippage_vs_mid_bps": float(slippage[i]),
             "effective_spread_bps": float(effective[i]),
@@ -380,8 +387,10 @@ def compute_from_document(document: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(f, Mapping)
     ]
     for i, flag in enumerate(liquidity):
-        if flag not in ("maker", "taker"):
-            violations.append(FieldViolation(f"fills[{i}].liquidity", flag, "maker or taker"))
+        if flag not in ("maker", "taker", "midpoint"):
+            violations.append(
+                FieldViolation(f"fills[{i}].liquidity", flag, "maker, taker or midpoint")
+            )
     tape_columns = _rows(document, "tape", ("time", "quantity", "price"), violations)
     own = np.asarray(
         [bool(t.get("own", False)) for t in document.get("tape", []) if isinstance(t, Mapping)]
@@ -400,10 +409,15 @@ def compute_from_document(document: Mapping[str, Any]) -> dict[str, Any]:
         fees=fees,
         **numbers,
     )
+    raw_fills = [f for f in document.get("fills", []) if isinstance(f, Mapping)]
     fills = Fills(
         time=fill_columns["time"], quantity=fill_columns["quantity"], price=fill_columns["price"],
         bid=fill_columns["bid"], ask=fill_columns["ask"],
-        maker=np.asarray([f == "maker" for f in liquidity], dtype=bool),
+        liquidity=np.asarray(liquidity, dtype=object),
+        venue_fee=np.asarray(
+            [float(f["fee"]) if f.get("fee") is not None else np.nan for f in raw_fills],
+            dtype=np.float64,
+        ),
     )  # fmt: skip
     tape = Tape(
         time=tape_columns["time"], quantity=tape_columns["quantity"], price=tape_columns["price"],

@@ -220,3 +220,15 @@ def test_tca_report_writes_html_with_the_figures_and_a_csv_of_the_fills(tmp_path
     rows = out.with_suffix(".csv").read_text().splitlines()
     assert rows[0].startswith("order,venue,time,quantity,price")
     assert len(rows) == 1 + 3  # three fills
+
+
+def test_a_fill_with_its_venue_fee_uses_it_and_a_midpoint_cross_pays_no_scheduled_fee() -> None:
+    fills = [
+        {**BUY["fills"][0], "fee": 2.0},  # instead of 400 · 0.003
+        {**BUY["fills"][1], "liquidity": "midpoint"},  # neither rebate nor taker fee
+    ]
+
+    r = compute_from_document({**BUY, "fills": fills})
+
+    assert r["fees"] == pytest.approx(1000 * 0.001 + 2.0, abs=TOL)
+    assert r["fills"][1]["liquidity"] == "midpoint"
