@@ -109,18 +109,25 @@ def owner_references(resources: Sequence[Mapping[str, Any]]) -> list[dict[str, A
     ]
 
 
+def _metadata(
+    domain: Domain, namespace: str, resources: Sequence[Mapping[str, Any]], name: str
+) -> dict[str, Any]:
+    """A child's metadata: its name, the domain's labels, owned by the kind's resources."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": labels(domain),
+        "ownerReferences": owner_references(resources),
+    }
+
+
 def config_map(
     domain: Domain, namespace: str, resources: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": f"{name_of(domain)}-config",
-            "namespace": namespace,
-            "labels": labels(domain),
-            "ownerReferences": owner_references(resources),
-        },
+        "metadata": _metadata(domain, namespace, resources, f"{name_of(domain)}-config"),
         "data": {domain.config_file: render_config(domain, resources)},
     }
 
@@ -174,12 +181,7 @@ def deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": labels(domain),
-            "ownerReferences": owner_references(resources),
-        },
+        "metadata": _metadata(domain, namespace, resources, name),
         "spec": {
             "replicas": settings.replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
@@ -207,12 +209,7 @@ def service(
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": name_of(domain),
-            "namespace": namespace,
-            "labels": labels(domain),
-            "ownerReferences": owner_references(resources),
-        },
+        "metadata": _metadata(domain, namespace, resources, name_of(domain)),
         "spec": {
             "selector": {"app.kubernetes.io/name": name_of(domain)},
             "ports": [{"name": "grpc", "port": domain.port, "targetPort": "grpc"}],

@@ -12,6 +12,7 @@ day (price, spread, volume profile) as a PNG.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from fillpath.api.v1 import common_pb2, oms_pb2, oms_pb2_grpc
+from fillpath.api.v1 import common_pb2, events_pb2, oms_pb2, oms_pb2_grpc
 from fillpath.core.price import Price
 from fillpath.embedded import EmbeddedPlatform, start_platform
 from fillpath.infra.cache import cache_dir
@@ -164,6 +165,22 @@ def _play(
         return {"ACME": acme_id, "GLBX": globex.terms.order_id}
 
 
+def _child_fills(
+    stub: oms_pb2_grpc.OrderManagementServiceStub, parent: oms_pb2.Order
+) -> Iterator[tuple[oms_pb2.Order, events_pb2.ChildOrderFilled]]:
+    """Every fill of the parent's children, from their audit trails, child by child."""
+    for child in parent.children:
+        trail = stub.GetOrderHistory(oms_pb2.GetOrderHistoryRequest(order_id=child.terms.order_id))
+        for entry in trail.entries:
+            if entry.event.event_type == "ChildOrderFilled":
+                yield child, entry.event.child_order_filled
+
+
+def _liquidity(flag: int) -> str:
+    """maker, taker or midpoint."""
+    return C.LiquidityFlag.Name(flag).removeprefix("LIQUIDITY_FLAG_").lower()  # type: ignore[arg-type]
+
+
 def _fills_table(stub: oms_pb2_grpc.OrderManagementServiceStub, parent: oms_pb2.Order) -> Table:
     table = Table(
         title="ACME fills as the venues reported them", title_justify="left", header_style="bold"
@@ -171,22 +188,17 @@ def _fills_table(stub: oms_pb2_grpc.OrderManagementServiceStub, parent: oms_pb2.
     for column in ("child", "venue", "liquidity", "qty", "price", "fee"):
         table.add_column(column, justify="right" if column in ("qty", "price", "fee") else "left")
     total_qty = total_fee = 0
-    for child in parent.children:
-        trail = stub.GetOrderHistory(oms_pb2.GetOrderHistoryRequest(order_id=child.terms.order_id))
-        for entry in trail.entries:
-            if entry.event.event_type != "ChildOrderFilled":
-                continue
-            fill = entry.event.child_order_filled
-            total_qty += fill.quantity
-            total_fee += fill.fee_nanos
-            table.add_row(
-                child.terms.client_order_id,
-                child.terms.venue,
-                C.LiquidityFlag.Name(fill.liquidity).removeprefix("LIQUIDITY_FLAG_").lower(),
-                f"{fill.quantity:,}",
-                f"{fill.price_nanos / 1e9:.4f}",
-                f"{fill.fee_nanos / 1e9:+.2f}",
-            )
+    for child, fill in _child_fills(stub, parent):
+        total_qty += fill.quantity
+        total_fee += fill.fee_nanos
+        table.add_row(
+            child.terms.client_order_id,
+            child.terms.venue,
+            _liquidity(fill.liquidity),
+            f"{fill.quantity:,}",
+            f"{fill.price_nanos / 1e9:.4f}",
+            f"{fill.fee_nanos / 1e9:+.2f}",
+        )
     table.add_row("total", "", "", f"{total_qty:,}", "", f"{total_fee / 1e9:+.2f}")
     return table
 
@@ -207,22 +219,16 @@ def _tca_document(
         return samples[i, 1] / 1e9, samples[i, 2] / 1e9
 
     fills: list[dict[str, Any]] = []
-    for child in order.children:
-        trail = stub.GetOrderHistory(oms_pb2.GetOrderHistoryRequest(order_id=child.terms.order_id))
-        for entry in trail.entries:
-            if entry.event.event_type != "ChildOrderFilled":
-                continue
-            fill = entry.event.child_order_filled
-            t = (fill.executed_at.ToDatetime(tzinfo=UTC) - lab.config.open_utc).total_seconds()
-            bid, ask = nbbo(t)
-            fills.append(
-                {
-                    "time": t, "quantity": fill.quantity, "price": fill.price_nanos / 1e9,
-                    "bid": bid, "ask": ask, "venue": fill.venue, "fee": fill.fee_nanos / 1e9,
-                    "liquidity": C.LiquidityFlag.Name(fill.liquidity)
-                    .removeprefix("LIQUIDITY_FLAG_").lower(),
-                }
-            )  # fmt: skip
+    for _, fill in _child_fills(stub, order):
+        t = (fill.executed_at.ToDatetime(tzinfo=UTC) - lab.config.open_utc).total_seconds()
+        bid, ask = nbbo(t)
+        fills.append(
+            {
+                "time": t, "quantity": fill.quantity, "price": fill.price_nanos / 1e9,
+                "bid": bid, "ask": ask, "venue": fill.venue, "fee": fill.fee_nanos / 1e9,
+                "liquidity": _liquidity(fill.liquidity),
+            }
+        )  # fmt: skip
     end = START + 301.0
     trades = np.concatenate(recorder.trades)
     window = trades[(trades["t"] >= START - 60) & (trades["t"] < end + 360)]

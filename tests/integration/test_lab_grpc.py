@@ -3,7 +3,6 @@ the reports back on the resumable stream."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from fillpath.infra.pulsar.standalone import PulsarStandalone
 from fillpath.infra.settings import BusSettings, LabSettings, OmsSettings, Settings
 from fillpath.market.main import LabRuntime, start_lab
 from fillpath.oms.main import start_oms
-from tests.integration.test_bus_contract import wait_for
+from tests.polling import eventually
 
 
 @pytest.fixture
@@ -30,15 +29,6 @@ def lab(tmp_path: Path) -> Iterator[LabRuntime]:
     runtime = start_lab(settings, symbols=["ACME"], drive=False)
     yield runtime
     runtime.stop()
-
-
-def _wait_for(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_oms_trades_on_the_lab_over_grpc(
@@ -78,7 +68,7 @@ def test_oms_trades_on_the_lab_over_grpc(
                 terminal = (C.ORDER_STATUS_FILLED, C.ORDER_STATUS_CANCELED)
                 return child if child.status in terminal else None
 
-            child = _wait_for(done)
+            child = eventually(done, timeout=20)
         assert child.filled_quantity > 0
         assert child.fees_nanos == child.filled_quantity * 3_000_000  # orbit's taker fee
     finally:
@@ -122,7 +112,9 @@ def test_lab_publishes_its_market_data_to_pulsar(
     runtime = start_lab(settings, symbols=["INIT"], drive=False)
     try:
         runtime.gateway.advance_to(120.0)
-        wait_for(lambda: {"TradePrinted", "VolumeBar", "ConsolidatedQuoteUpdated"} <= set(got), 30)
+        eventually(
+            lambda: {"TradePrinted", "VolumeBar", "ConsolidatedQuoteUpdated"} <= set(got), 30
+        )
     finally:
         runtime.stop()
         consumer.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from fillpath.infra.kube.controlplane import ControlPlane
 from tests.k8s.conftest import ROOT
+from tests.polling import eventually
 
 CHART = str(ROOT / "charts" / "fillpath")
 KUBE_VERSION = "1.34.12"
@@ -122,15 +122,16 @@ def test_operator_works_with_only_the_charts_rbac(
     )  # fmt: skip
     try:
         control_plane.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples"))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            got = control_plane.kubectl(
-                "get", "-n", namespace, "configmap/fillpath-strategy-config", check=False
-            )
-            if got.returncode == 0:
-                break
-            time.sleep(0.25)
-        assert got.returncode == 0, (tmp_path / "operator.log").read_text()[-2000:]
+        got = eventually(
+            lambda: (
+                control_plane.kubectl(
+                    "get", "-n", namespace, "configmap/fillpath-strategy-config", check=False
+                ).returncode
+                == 0
+            ),
+            timeout=60,
+        )
+        assert got, (tmp_path / "operator.log").read_text()[-2000:]
     finally:
         process.terminate()
         process.wait(timeout=30)

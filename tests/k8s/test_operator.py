@@ -8,9 +8,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import yaml
 
 from fillpath.infra.kube.controlplane import ControlPlane
 from tests.k8s.conftest import ROOT
+from tests.polling import eventually
 
 
 @pytest.fixture
@@ -51,15 +51,6 @@ def _get(plane: ControlPlane, namespace: str, *what: str) -> dict[str, Any] | No
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
-def _eventually(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.25)
-    raise AssertionError("not reached in time")
-
-
 def _ready(plane: ControlPlane, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
     body = _get(plane, namespace, kind, name)
     conditions = {c["type"]: c for c in (body or {}).get("status", {}).get("conditions", [])}
@@ -86,7 +77,7 @@ def test_operator_reconciles_children_status_changes_and_deletion(
         documents = list(yaml.safe_load_all(config["data"]["venues.yaml"])) if config else []
         return documents if {d["metadata"]["name"] for d in documents} == venues else None
 
-    rendered = _eventually(rendered_all)
+    rendered = eventually(rendered_all)
     assert all(set(d) == {"apiVersion", "kind", "metadata", "spec"} for d in rendered)
 
     def owned_by_all() -> dict[str, Any] | None:
@@ -96,14 +87,14 @@ def test_operator_reconciles_children_status_changes_and_deletion(
         }
         return deployment if owners == venues else None
 
-    deployment = _eventually(owned_by_all)
-    _eventually(lambda: _get(plane, namespace, "service", "fillpath-algo"))
+    deployment = eventually(owned_by_all)
+    eventually(lambda: _get(plane, namespace, "service", "fillpath-algo"))
 
-    venue = _eventually(lambda: _ready(plane, namespace, "venue", "lumen"))
+    venue = eventually(lambda: _ready(plane, namespace, "venue", "lumen"))
     conditions = {c["type"]: c for c in venue["status"]["conditions"]}
     assert conditions["Ready"]["status"] == "True"
     assert conditions["Connected"]["status"] == "Unknown"
-    strategy = _eventually(lambda: _ready(plane, namespace, "executionstrategy", "equities-desk"))
+    strategy = eventually(lambda: _ready(plane, namespace, "executionstrategy", "equities-desk"))
     assert strategy["status"]["conditions"][0]["status"] == "True"
     assert strategy["status"]["rules"] == 4
 
@@ -119,7 +110,7 @@ def test_operator_reconciles_children_status_changes_and_deletion(
         annotations = (now or {}).get("spec", {}).get("template", {}).get("metadata", {})
         return annotations.get("annotations", {}).get("fillpath.io/config-hash") != before
 
-    _eventually(rolled)
+    eventually(rolled)
     config = _get(plane, namespace, "configmap", "fillpath-sor-config")
     assert config is not None
     assert (
@@ -136,10 +127,10 @@ def test_operator_reconciles_children_status_changes_and_deletion(
         ready = next((c for c in conditions if c["type"] == "Ready"), {})
         return ready.get("message", "") if ready.get("status") == "False" else ""
 
-    assert "AlgoProfile 'pov-10' does not exist" in _eventually(reported)
+    assert "AlgoProfile 'pov-10' does not exist" in eventually(reported)
 
     # Deleting the resources removes what the operator created for them.
     plane.kubectl("delete", "-n", namespace, "venues", "--all", "--wait=true", "--timeout=60s")
-    _eventually(lambda: _get(plane, namespace, "configmap", "fillpath-sor-config") is None)
-    _eventually(lambda: _get(plane, namespace, "deployment", "fillpath-sor") is None)
+    eventually(lambda: _get(plane, namespace, "configmap", "fillpath-sor-config") is None)
+    eventually(lambda: _get(plane, namespace, "deployment", "fillpath-sor") is None)
     assert _get(plane, namespace, "deployment", "fillpath-algo") is not None  # other kinds stay
