@@ -32,7 +32,14 @@ from fillpath.infra.postgres.embedded import start_embedded_postgres
 from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
-from fillpath.infra.settings import BUS_KINDS, LabSettings, OmsSettings, RedisSettings, Settings
+from fillpath.infra.settings import (
+    BUS_KINDS,
+    LabSettings,
+    MonitorSettings,
+    OmsSettings,
+    RedisSettings,
+    Settings,
+)
 from fillpath.market.lab import MarketLab
 from fillpath.market.lobster import replay_lobster
 from fillpath.market.main import start_lab
@@ -73,7 +80,15 @@ def _settings(**overrides: Any) -> Settings:
         settings = dataclasses.replace(
             settings, oms=dataclasses.replace(settings.oms, address=overrides["oms_address"])
         )
-    return settings
+    monitor = settings.monitor
+    return dataclasses.replace(
+        settings,
+        monitor=dataclasses.replace(
+            monitor,
+            address=overrides.get("monitor_address") or monitor.address,
+            http_address=overrides.get("dashboard_address") or monitor.http_address,
+        ),
+    )
 
 
 def _storage_options(command: F) -> F:
@@ -127,6 +142,14 @@ main.add_command(orders)
     help="Folder with instruments.yaml and accounts.yaml [default: the shipped defaults].",
 )
 @click.option("--oms-address", help=f"OMS listen address [default: {OmsSettings().address}].")
+@click.option(
+    "--monitor-address",
+    help=f"MonitorService listen address [default: {MonitorSettings().address}].",
+)
+@click.option(
+    "--dashboard-address",
+    help=f"Where the dashboard is served [default: {MonitorSettings().http_address}].",
+)
 @click.option(
     "--bus",
     type=click.Choice(BUS_KINDS),

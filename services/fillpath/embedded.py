@@ -13,11 +13,13 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from fillpath.core.venues import VenueGateway
+from fillpath.infra.bus import InProcessBus
 from fillpath.infra.postgres.embedded import EmbeddedPostgres, start_embedded_postgres
 from fillpath.infra.pulsar.standalone import PulsarStandalone, start_standalone
 from fillpath.infra.redis.embedded import EmbeddedRedis, start_embedded_redis
 from fillpath.infra.service_process import ServiceProcess, spawn_service
 from fillpath.infra.settings import Settings
+from fillpath.monitor.main import MonitorRuntime, start_monitor
 from fillpath.oms.main import OmsRuntime, start_oms
 
 
@@ -27,8 +29,15 @@ class EmbeddedPlatform:
     """The settings the services run with, every server resolved to its address."""
 
     oms_address: str
+    monitor_address: str = ""
+    dashboard_url: str = ""
     oms: OmsRuntime | None = None
     """The OMS when it runs in this process (in-process bus)."""
+
+    monitor: MonitorRuntime | None = None
+    """The monitor when it runs in this process (in-process bus)."""
+
+    bus: InProcessBus | None = None
 
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     """The services running as processes of their own (Pulsar bus), by name."""
@@ -42,6 +51,8 @@ class EmbeddedPlatform:
         settings = self.settings
         rows = [
             ("OMS (gRPC)", self.oms_address, "fillpath.v1.OrderManagementService"),
+            ("Monitor (gRPC)", self.monitor_address, "fillpath.v1.MonitorService"),
+            ("Dashboard", self.dashboard_url, "live executions, alerts, charts"),
             ("Postgres", settings.postgres.dsn, "embedded" if self.postgres else "external"),
             ("Redis", settings.redis.url, "embedded" if self.redis else "external"),
         ]
@@ -60,6 +71,10 @@ class EmbeddedPlatform:
     def stop(self) -> None:
         if self.oms is not None:
             self.oms.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.bus is not None:
+            self.bus.close()
         for service in reversed(self.processes.values()):
             service.stop()
         if self.pulsar is not None:
@@ -100,8 +115,21 @@ def start_platform(settings: Settings, *, gateway: VenueGateway | None = None) -
             ),
         )
         if settings.bus.kind == "in-process":
+            platform.bus = InProcessBus()
+            # The monitor subscribes first: the OMS relays its events only to a bus with
+            # subscribers.
+            platform.monitor = start_monitor(
+                settings, settings.postgres.dsn, settings.redis.url, platform.bus
+            )
+            platform.monitor_address = platform.monitor.address
+            if platform.monitor.dashboard is not None:
+                platform.dashboard_url = platform.monitor.dashboard.url
             platform.oms = start_oms(
-                settings, settings.postgres.dsn, settings.redis.url, gateway=gateway
+                settings,
+                settings.postgres.dsn,
+                settings.redis.url,
+                bus=platform.bus,
+                gateway=gateway,
             )
             host = settings.oms.address.rsplit(":", 1)[0]
             platform.oms_address = f"{host}:{platform.oms.port}"
@@ -124,3 +152,8 @@ def _start_processes(platform: EmbeddedPlatform) -> None:
     platform.processes["Outbox relay"] = spawn_service(
         "fillpath.relay.main", env, log_file=logs / "relay.log", ready_after=" publishing to "
     )
+    platform.processes["Monitor"] = monitor = spawn_service(
+        "fillpath.monitor.main", env, log_file=logs / "monitor.log"
+    )
+    platform.monitor_address = monitor.address.split(" ", 1)[0]
+    platform.dashboard_url = monitor.address.rsplit("dashboard ", 1)[-1].rstrip(")")

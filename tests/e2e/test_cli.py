@@ -20,7 +20,17 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
     service = spawn_service(
         "fillpath.cli",
         {},
-        args=["up", "--data-dir", str(data), "--oms-address", "127.0.0.1:0"],
+        args=[
+            "up",
+            "--data-dir",
+            str(data),
+            "--oms-address",
+            "127.0.0.1:0",
+            "--monitor-address",
+            "127.0.0.1:0",
+            "--dashboard-address",
+            "127.0.0.1:0",
+        ],
         log_file=data / "up.log",
     )
     yield service.address, data

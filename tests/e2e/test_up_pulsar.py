@@ -25,7 +25,19 @@ def test_up_with_pulsar_publishes_the_oms_events_to_the_broker(
     service = spawn_service(
         "fillpath.cli",
         {},
-        args=["up", "--bus", "pulsar", "--data-dir", str(data), "--oms-address", "127.0.0.1:0"],
+        args=[
+            "up",
+            "--bus",
+            "pulsar",
+            "--data-dir",
+            str(data),
+            "--oms-address",
+            "127.0.0.1:0",
+            "--monitor-address",
+            "127.0.0.1:0",
+            "--dashboard-address",
+            "127.0.0.1:0",
+        ],
         log_file=data / "up.log",
         timeout=180,
     )

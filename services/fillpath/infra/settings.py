@@ -90,6 +90,22 @@ class LabSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorSettings:
+    address: str = "127.0.0.1:50101"
+    """Where the monitor's gRPC server (MonitorService) listens."""
+
+    http_address: str = "127.0.0.1:8080"
+    """Where the monitor serves its dashboard (a web page and its JSON API)."""
+
+    webhook: str = ""
+    """URL every alert is POSTed to as JSON (overrides ``webhook_url`` of alerts.yaml)."""
+
+    check_interval: float = 1.0
+    """Seconds between checks of the rules that time makes true (no fill, venue down,
+    escalation of unacknowledged warnings)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     """Where the embedded Postgres and Redis keep their data."""
@@ -102,6 +118,7 @@ class Settings:
     bus: BusSettings = field(default_factory=BusSettings)
     oms: OmsSettings = field(default_factory=OmsSettings)
     lab: LabSettings = field(default_factory=LabSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
     trace_to_console: bool = False
     """Print finished trace spans to stdout (debugging)."""
@@ -135,6 +152,12 @@ class Settings:
                 seed=int(get("LAB_SEED", "7")),
                 start_at=float(get("LAB_START_AT", "0")),
             ),
+            monitor=MonitorSettings(
+                address=get("MONITOR_ADDRESS", "127.0.0.1:50101"),
+                http_address=get("MONITOR_HTTP_ADDRESS", "127.0.0.1:8080"),
+                webhook=get("MONITOR_WEBHOOK"),
+                check_interval=float(get("MONITOR_CHECK_INTERVAL", "1.0")),
+            ),
             trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),
         )
 
@@ -159,6 +182,10 @@ class Settings:
             "LAB_SPEED": str(self.lab.speed),
             "LAB_SEED": str(self.lab.seed),
             "LAB_START_AT": str(self.lab.start_at),
+            "MONITOR_ADDRESS": self.monitor.address,
+            "MONITOR_HTTP_ADDRESS": self.monitor.http_address,
+            "MONITOR_WEBHOOK": self.monitor.webhook,
+            "MONITOR_CHECK_INTERVAL": str(self.monitor.check_interval),
             "TRACE_CONSOLE": "1" if self.trace_to_console else "",
         }
         if self.config_dir is not None:

@@ -144,6 +144,8 @@ def _mid_at(times: np.ndarray, quotes: Quotes | None, tape: Tape) -> np.ndarray:
         i = np.searchsorted(quotes.time, times, side="right") - 1
         i = np.clip(i, 0, len(quotes.time) - 1)
         return np.asarray((quotes.bid[i] + quotes.ask[i]) / 2, dtype=np.float64)
+    if not len(tape.time):
+        return np.full(np.shape(times), np.nan)  # no market data at all: no mid to mark to
     order = np.argsort(tape.time, kind="stable")
     t, p = tape.time[order], tape.price[order]
     i = np.clip(np.searchsorted(t, times, side="right") - 1, 0, len(t) - 1)
@@ -274,7 +276,9 @@ def fill_tca(
             "slippage_vs_mid_bps": float(slippage[i]),
             "effective_spread_bps": float(effective[i]),
             "spread_capture": None if np.isnan(capture[i]) else float(capture[i]),
-            "markouts_bps": {k: float(v[i]) for k, v in markouts.items()},
+            "markouts_bps": {
+                k: None if np.isnan(v[i]) else float(v[i]) for k, v in markouts.items()
+            },
         }
         for i in range(len(fills.price))
     ]

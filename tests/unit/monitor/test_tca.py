@@ -232,3 +232,19 @@ def test_a_fill_with_its_venue_fee_uses_it_and_a_midpoint_cross_pays_no_schedule
 
     assert r["fees"] == pytest.approx(1000 * 0.001 + 2.0, abs=TOL)
     assert r["fills"][1]["liquidity"] == "midpoint"
+
+
+def test_without_any_market_data_the_markouts_are_unknown_not_an_error() -> None:
+    document = {
+        "order": {
+            "side": "buy", "quantity": 100, "decision_price": 10, "arrival_time": 0,
+            "end_time": 10, "arrival_bid": 9.99, "arrival_ask": 10.01, "end_mid": 10,
+            "post_trade_mid": 10,
+        },
+        "fills": [{"time": 1, "quantity": 50, "price": 10.01, "bid": 9.99, "ask": 10.01,
+                   "liquidity": "taker"}],
+        "tape": [],
+    }  # fmt: skip
+    result = compute_from_document(document)
+    assert result["fills"][0]["markouts_bps"]["1s"] is None
+    assert result["slippage_bps"]["arrival"] == pytest.approx(10.0)  # 0.01 over a 10.00 mid
