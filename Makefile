@@ -14,12 +14,12 @@ export NUMBA_CACHE_DIR ?= $(HOME)/.cache/fillpath/numba
 PROTO_SRC := $(wildcard protos/fillpath/v1/*.proto)
 API_DIR   := services/fillpath/api/v1
 
-.PHONY: demo test lint typecheck imports protos check-protos pulsar kube unit integration e2e k8s bench clean
+.PHONY: demo test lint typecheck imports protos check-protos pulsar kube chromium unit integration e2e k8s bench clean
 
 demo: $(STAMP)
 	$(BIN)/fillpath demo
 
-test: lint typecheck imports check-protos pulsar kube
+test: lint typecheck imports check-protos pulsar kube chromium
 	$(BIN)/pytest
 
 unit: $(STAMP)
@@ -28,7 +28,7 @@ unit: $(STAMP)
 integration: $(STAMP) pulsar
 	$(BIN)/pytest tests/integration
 
-e2e: $(STAMP) pulsar
+e2e: $(STAMP) pulsar chromium
 	$(BIN)/pytest tests/e2e
 
 # The Pulsar broker's jars, fetched with Maven into ~/.cache/fillpath once; the tests and
@@ -41,6 +41,15 @@ pulsar: $(STAMP)
 # tests/k8s start them on loopback.
 kube: $(STAMP)
 	$(BIN)/python -m fillpath.infra.kube.controlplane fetch
+
+# The dashboard's test drives Debian's Chromium headless; installed from the Debian archive once.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the dashboard test"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq chromium >/dev/null; }
+	@test -x $(CHROMIUM) || { echo "Chromium is missing at $(CHROMIUM)"; exit 1; }
 
 k8s: $(STAMP) kube
 	$(BIN)/pytest tests/k8s

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from fillpath.bench.bus import run_bus_bench
 from fillpath.bench.lab import run_lab_bench
+from fillpath.bench.monitor import run_monitor_bench
 from fillpath.bench.oms import run_oms_bench
 from fillpath.core.errors import FillpathError
 from fillpath.demo import run_demo
@@ -410,6 +411,17 @@ def bench_bus(events: int, rate: int, duration: float, as_json: bool) -> None:
 def bench_lab(symbol: str, seed: int, step: float, as_json: bool) -> None:
     """Book events per second and the wall time of one simulated day in the market lab."""
     run_lab_bench(console, symbol=symbol, seed=seed, step=step, as_json=as_json)
+
+
+@bench.command(name="monitor")
+@click.option("--rate", type=click.IntRange(1, 10_000), default=200, show_default=True,
+              help="Fills per second, sustained.")  # fmt: skip
+@click.option("--fills", type=click.IntRange(100, 10**6), default=2_000, show_default=True,
+              help="Fills measured (as many again warm up first).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench_monitor(rate: int, fills: int, as_json: bool) -> None:
+    """Time from a fill's commit to its figures readable through MonitorService, p50/p99."""
+    run_monitor_bench(console, rate=rate, fills=fills, as_json=as_json)
 
 
 if __name__ == "__main__":

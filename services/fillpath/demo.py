@@ -22,17 +22,24 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from fillpath.api.v1 import common_pb2, events_pb2, oms_pb2, oms_pb2_grpc
+from fillpath.api.v1 import (
+    common_pb2,
+    events_pb2,
+    monitor_pb2,
+    monitor_pb2_grpc,
+    oms_pb2,
+    oms_pb2_grpc,
+)
 from fillpath.core.price import Price
 from fillpath.embedded import EmbeddedPlatform, start_platform
 from fillpath.infra.cache import cache_dir
 from fillpath.infra.reference_data import load_reference_data
-from fillpath.infra.settings import OmsSettings, Settings
+from fillpath.infra.settings import MonitorSettings, OmsSettings, Settings
 from fillpath.infra.telemetry import ACTOR_KEY
 from fillpath.market.config import LabConfig, lab_parameters
 from fillpath.market.gateway import SimulatedGateway
 from fillpath.market.lab import MarketData, MarketLab, lab_for
-from fillpath.market.marketdata import QuoteBoard
+from fillpath.market.marketdata import MarketDataPublisher, QuoteBoard
 from fillpath.market.plot import DayRecorder, plot_day
 from fillpath.monitor.report import write_report
 from fillpath.monitor.tca import compute_from_document
@@ -260,6 +267,32 @@ def _tca_document(
     }  # fmt: skip
 
 
+def _monitor_table(platform: EmbeddedPlatform, parents: dict[str, str]) -> Table:
+    """What the monitor saw live, read back through MonitorService."""
+    table = Table(
+        title=f"Live monitor (MonitorService {platform.monitor_address}, dashboard "
+        f"{platform.dashboard_url})",
+        title_justify="left",
+        header_style="bold",
+    )
+    for column in ("order", "filled", "vs arrival bps", "participation", "child orders", "alerts"):
+        table.add_column(column, justify="left" if column in ("order", "child orders") else "right")
+    with grpc.insecure_channel(platform.monitor_address) as channel:
+        api = monitor_pb2_grpc.MonitorServiceStub(channel)
+        alerts = api.ListAlerts(monitor_pb2.ListAlertsRequest()).alerts
+        for symbol, order_id in parents.items():
+            live = api.GetLiveExecution(monitor_pb2.GetLiveExecutionRequest(order_id=order_id))
+            table.add_row(
+                f"{symbol} {order_id}",
+                f"{live.filled_quantity:,} / {live.quantity:,}",
+                f"{live.slippage_vs_arrival_bps:+.2f}",
+                f"{live.participation:.1%}",
+                ", ".join(f"{v} {n}" for v, n in sorted(live.child_orders_by_venue.items())),
+                str(sum(a.order_id == order_id for a in alerts)),
+            )
+    return table
+
+
 def _tca_table(documents: list[dict[str, Any]]) -> Table:
     table = Table(
         title="Transaction cost analysis (bps, positive = cost; arrival = the mid at 10:00)",
@@ -300,17 +333,27 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
         for symbol in ("ACME", "GLBX")
     }
 
+    publishers: list[MarketDataPublisher] = []  # to the monitor, once the platform runs
+
     def record(data: MarketData) -> None:
         if data.symbol in recorders:
             recorders[data.symbol](data)
+        for publisher in publishers:
+            publisher(data)
 
     gateway = SimulatedGateway(lab, on_market_data=record)
     out = data_dir or cache_dir() / "demo"
     with tempfile.TemporaryDirectory(prefix="fillpath-demo-") as scratch:
         root = data_dir or Path(scratch)
-        settings = Settings(data_dir=root, oms=OmsSettings(address="127.0.0.1:0"))
+        settings = Settings(
+            data_dir=root,
+            oms=OmsSettings(address="127.0.0.1:0"),
+            monitor=MonitorSettings(address="127.0.0.1:0", http_address="127.0.0.1:0"),
+        )
         with console.status("starting embedded Postgres, Redis, the OMS and the market lab…"):
             platform = start_platform(settings, gateway=gateway)
+        if platform.bus is not None:
+            publishers.append(MarketDataPublisher(lab, platform.bus))
         try:
             table = Table(title="fillpath (embedded)", title_justify="left", header_style="bold")
             for column in ("part", "where", "what"):
@@ -333,6 +376,7 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
                     for symbol, order_id in parents.items()
                 ]
             console.print(_tca_table(documents))
+            console.print(_monitor_table(platform, parents))
             html_report, fills_csv = write_report(
                 documents, out / "tca.html", f"TCA of the demo session, {config.session_date}"
             )

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pulsar
@@ -96,6 +96,23 @@ class BusContract:
             assert seen[key] == sorted(seen[key])
             assert len(threads[key]) == 1
         assert len({t for ts in threads.values() for t in ts}) > 1
+
+    def test_a_batch_subscriber_gets_every_message_once_in_order(self, bus: Bus) -> None:
+        got: list[int] = []
+        failed = threading.Event()
+
+        def handle(batch: Sequence[BusMessage]) -> None:
+            if 7 in [m.position for m in batch] and not failed.is_set():
+                failed.set()  # the whole batch fails once, and comes again one by one
+                raise RuntimeError("not now")
+            got.extend(m.position for m in batch)
+
+        bus.subscribe_batch("orders", "monitor", handle)
+        bus.publish([message(i) for i in range(1, 41)])
+        wait_for(lambda: len(set(got)) == 40)
+        assert failed.is_set()
+        assert got == sorted(got)
+        assert sorted(set(got)) == list(range(1, 41))
 
     def test_a_failed_handling_is_delivered_again(self, bus: Bus) -> None:
         attempts: list[int] = []

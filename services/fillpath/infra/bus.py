@@ -80,6 +80,7 @@ class BusMessage:
 
 
 Handler = Callable[[BusMessage], None]
+BatchHandler = Callable[[Sequence[BusMessage]], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +102,14 @@ class Bus(Protocol):
         """Adds a subscription (or consumers to one) that receives every later message."""
         ...
 
+    def subscribe_batch(
+        self, topic: str, subscription: str, handler: BatchHandler, *, consumers: int = 1
+    ) -> None:
+        """As `subscribe`, for a handler that takes several messages at once: those already
+        waiting, in order, so that it can make them durable together. A batch that fails is
+        delivered again one message at a time (with retries and dead letters as usual)."""
+        ...
+
     def publish(self, messages: Sequence[BusMessage]) -> None:
         """Publishes `messages` in order; returns when they are safe (see module docstring)."""
         ...
@@ -120,13 +129,24 @@ class _Delivery:
     done: threading.Event = field(default_factory=threading.Event)
 
 
+_MAX_BATCH = 256
+
+
 class _Consumer:
     """One consumer thread of a subscription: handles its keys' messages in order."""
 
-    def __init__(self, bus: InProcessBus, subscription: str, handler: Handler, index: int) -> None:
+    def __init__(
+        self,
+        bus: InProcessBus,
+        subscription: str,
+        handler: Handler,
+        index: int,
+        batch: BatchHandler | None = None,
+    ) -> None:
         self._bus = bus
         self._subscription = subscription
         self._handler = handler
+        self._batch = batch
         self.queue: queue.SimpleQueue[_Delivery | None] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._run, name=f"bus-{subscription}-{index}", daemon=True
@@ -135,8 +155,39 @@ class _Consumer:
 
     def _run(self) -> None:
         while (delivery := self.queue.get()) is not None:
-            self._deliver(delivery.message)
+            if self._batch is None:
+                self._deliver(delivery.message)
+                delivery.done.set()
+            elif not self._deliver_batch(delivery):
+                return
+
+    def _deliver_batch(self, first: _Delivery) -> bool:
+        """Hands `first` and whatever waits behind it to the batch handler; False to stop."""
+        assert self._batch is not None
+        batch, going_on = [first], True
+        while len(batch) < _MAX_BATCH:
+            try:
+                delivery = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if delivery is None:
+                going_on = False
+                break
+            batch.append(delivery)
+        try:
+            self._batch([d.message for d in batch])
+        except Exception as err:
+            log.warning(
+                "batch of %d for %s failed (%s): delivering one at a time",
+                len(batch),
+                self._subscription,
+                err,
+            )
+            for delivery in batch:
+                self._deliver(delivery.message)
+        for delivery in batch:
             delivery.done.set()
+        return going_on
 
     def _deliver(self, message: BusMessage) -> None:
         attempts = 0
@@ -195,6 +246,17 @@ class InProcessBus:
             group = self._subscriptions.setdefault(topic, {}).setdefault(subscription, [])
             for _ in range(consumers):
                 group.append(_Consumer(self, subscription, handler, len(group)))
+
+    def subscribe_batch(
+        self, topic: str, subscription: str, handler: BatchHandler, *, consumers: int = 1
+    ) -> None:
+        def one(message: BusMessage) -> None:
+            handler([message])
+
+        with self._lock:
+            group = self._subscriptions.setdefault(topic, {}).setdefault(subscription, [])
+            for _ in range(consumers):
+                group.append(_Consumer(self, subscription, one, len(group), batch=handler))
 
     def publish(self, messages: Sequence[BusMessage]) -> None:
         with self._lock:

@@ -34,12 +34,12 @@ def create_app(monitor: Monitor) -> FastAPI:
 
     @app.get("/api/executions")
     def executions() -> list[dict[str, Any]]:
-        return [x.to_document() for x in monitor.all_executions()]
+        return [x.to_document(fills=True) for x in monitor.all_executions()]
 
     @app.get("/api/executions/{order_id}")
     def execution(order_id: str) -> dict[str, Any]:
         try:
-            return monitor.execution(order_id).to_document()
+            return monitor.execution(order_id).to_document(fills=True)
         except NotFound as err:
             raise HTTPException(status_code=404, detail=str(err)) from err
 

@@ -79,7 +79,10 @@ class Mark:
         return (self.bid_nanos + self.ask_nanos) / 2 / NANOS
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {
+            "time": self.time, "bid_nanos": self.bid_nanos, "ask_nanos": self.ask_nanos,
+            "volume": self.volume, "notional_nanos": self.notional_nanos,
+        }  # fmt: skip
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Mark:
@@ -225,12 +228,24 @@ class Execution:
         volume = self.market_volume
         return self.filled_quantity / volume if volume else None
 
-    def to_document(self) -> dict[str, Any]:
-        """Everything, as JSON: the projection's row and the dashboard's record."""
-        document = dataclasses.asdict(self)
-        document["fills"] = [dataclasses.asdict(f) for f in self.fills]
+    def to_document(self, *, fills: bool = False) -> dict[str, Any]:
+        """As JSON: the projection's row, and with `fills` the dashboard's record."""
+        document: dict[str, Any] = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("fills", "arrival", "last", "end")
+        }
+        for name in ("arrival", "last", "end"):
+            mark = getattr(self, name)
+            document[name] = None if mark is None else mark.to_json()
         document["child_orders_by_venue"] = dict(self.child_orders_by_venue)
         document["routed_by_venue"] = dict(self.routed_by_venue)
+        document["fill_count"] = len(self.fills)
+        if fills:
+            document["fills"] = [
+                {f.name: getattr(fill, f.name) for f in dataclasses.fields(Fill)}
+                for fill in self.fills
+            ]
         document.update(
             active=self.active,
             average_price=self.average_price,

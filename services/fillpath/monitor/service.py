@@ -255,9 +255,8 @@ class Monitor:
 
     def subscribe(self, bus: Bus) -> None:
         """Subscribes to the execution facts and to market data."""
-        for topic in FACT_TOPICS:
-            bus.subscribe(topic, "monitor", self.handle)
-        bus.subscribe(MARKET_DATA_TOPIC, "monitor", self.handle)
+        for topic in (*FACT_TOPICS, MARKET_DATA_TOPIC):
+            bus.subscribe_batch(topic, "monitor", self.handle_batch)
 
     def _reload(self) -> None:
         with self._lock:
@@ -278,34 +277,42 @@ class Monitor:
     # ---- the bus -----------------------------------------------------------------------
 
     def handle(self, message: BusMessage) -> None:
-        """The bus handler: returns once the fact is journaled (market data: at once)."""
-        envelope = events_pb2.EventEnvelope.FromString(message.payload)
-        if message.topic == MARKET_DATA_TOPIC:
-            self._market_data(envelope)
-            return
-        with self._lock:
-            if message.event_id in self._seen:
-                return
-            symbol = self._book.symbol_of(envelope)
-            market = self._markets.get(symbol) if symbol else None
-            mark = market.mark() if market is not None else Mark()
-            execution = self._book.apply(envelope, mark)
-            self._seq += 1
-            self._seen.add(message.event_id)
-            pending = _Pending(
-                entry=JournalEntry(
-                    seq=self._seq,
-                    event_id=message.event_id,
-                    event_type=message.event_type,
-                    envelope=message.payload,
-                    mark=mark,
-                ),
-                execution=execution,
-            )
-            self._pending.put(pending)
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
+        """The bus handler of one message (see `handle_batch`)."""
+        self.handle_batch([message])
+
+    def handle_batch(self, messages: Sequence[BusMessage]) -> None:
+        """The bus handler: returns once the facts are journaled (market data: at once)."""
+        waiting: list[_Pending] = []
+        for message in messages:
+            envelope = events_pb2.EventEnvelope.FromString(message.payload)
+            if message.topic == MARKET_DATA_TOPIC:
+                self._market_data(envelope)
+                continue
+            with self._lock:
+                if message.event_id in self._seen:
+                    continue
+                symbol = self._book.symbol_of(envelope)
+                market = self._markets.get(symbol) if symbol else None
+                mark = market.mark() if market is not None else Mark()
+                execution = self._book.apply(envelope, mark)
+                self._seq += 1
+                self._seen.add(message.event_id)
+                pending = _Pending(
+                    entry=JournalEntry(
+                        seq=self._seq,
+                        event_id=message.event_id,
+                        event_type=message.event_type,
+                        envelope=message.payload,
+                        mark=mark,
+                    ),
+                    execution=execution,
+                )
+                self._pending.put(pending)
+            waiting.append(pending)
+        for pending in waiting:
+            pending.done.wait()
+            if pending.error is not None:
+                raise pending.error
 
     def _market_data(self, envelope: events_pb2.EventEnvelope) -> None:
         kind = envelope.WhichOneof("payload")

@@ -34,7 +34,7 @@ from google.protobuf.message import DecodeError
 from pulsar.schema import ProtobufNativeSchema
 
 from fillpath.api.v1 import events_pb2
-from fillpath.infra.bus import BusMessage, DeadLetter, Handler, PublisherFenced
+from fillpath.infra.bus import BatchHandler, BusMessage, DeadLetter, Handler, PublisherFenced
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +229,15 @@ class PulsarBus:
         added = [_Consumer(self, topic, subscription, handler, i) for i in range(consumers)]
         with self._lock:
             self._consumers.extend(added)
+
+    def subscribe_batch(
+        self, topic: str, subscription: str, handler: BatchHandler, *, consumers: int = 1
+    ) -> None:
+        # Pulsar hands each consumer one message at a time here: a batch of one.
+        def one(message: BusMessage) -> None:
+            handler([message])
+
+        self.subscribe(topic, subscription, one, consumers=consumers)
 
     def _producer(self, topic: str) -> Any:
         with self._lock:
