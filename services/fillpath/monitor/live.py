@@ -263,6 +263,10 @@ def _bump(pairs: tuple[tuple[str, int], ...], key: str, by: int) -> tuple[tuple[
     return tuple(sorted(counts.items()))
 
 
+def _algorithm(kind: int) -> str:
+    return common_pb2.AlgorithmKind.Name(kind).removeprefix("ALGORITHM_KIND_")  # type: ignore[arg-type]
+
+
 def _side(side: int) -> int:
     return 1 if side == common_pb2.SIDE_BUY else -1
 
@@ -377,19 +381,13 @@ class LiveBook:
             return replace(execution, quantity=payload.quantity)
         if kind == "strategy_selected":
             return replace(
-                execution,
-                strategy=payload.algo_profile,
-                algorithm=common_pb2.AlgorithmKind.Name(payload.algorithm).removeprefix(
-                    "ALGORITHM_KIND_"
-                ),
+                execution, strategy=payload.algo_profile, algorithm=_algorithm(payload.algorithm)
             )
         if kind == "algorithm_execution":
             return replace(
                 execution,
                 scheduled_quantity=payload.scheduled_quantity,
-                algorithm=common_pb2.AlgorithmKind.Name(payload.algorithm).removeprefix(
-                    "ALGORITHM_KIND_"
-                ),
+                algorithm=_algorithm(payload.algorithm),
             )
         if kind == "routing_decision":
             routed = execution.routed_by_venue
