@@ -165,3 +165,24 @@ def test_bad_rules_are_refused_naming_each_field() -> None:
     assert "rules[0].critical" in text
     assert "rules[1].kind" in text
     assert "webhook_url" in text
+
+
+def test_time_driven_rules_no_fill_and_venue_down_use_market_time() -> None:
+    rules = rules_from_mapping(
+        {"rules": [{"kind": "no_fill", "warning": 60, "critical": 300},
+                   {"kind": "venue_down", "warning": 30, "critical": 120},
+                   {"kind": "participation", "warning": 0.2, "critical": 0.5,
+                    "min_volume": 100}]},
+        "test",
+    )  # fmt: skip
+    engine = AlertEngine(rules)
+    _, execution = _book_with_a_buy_filled_at((500, 10.01))  # last fill at t=101
+    # 500 of 1,000 market shares since arrival: 50 % participation, critical at once.
+    assert [(a.rule, a.severity) for a in engine.alerts(engine.findings(execution, 130), 0)] == [
+        ("participation", CRITICAL)
+    ]
+    (quiet,) = engine.alerts(engine.findings(execution, 161), now=1)  # 60 s without a fill
+    assert (quiet.rule, quiet.severity) == ("no_fill", WARNING)
+    market = MarketState(symbol="ACME", time=200.0, venue_quoted_at={"lumen": 199.0, "orbit": 60.0})
+    (down,) = engine.alerts(engine.venue_findings(market), now=2)
+    assert (down.venue, down.severity) == ("orbit", CRITICAL)
