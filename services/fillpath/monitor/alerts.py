@@ -197,6 +197,13 @@ class Alert:
         event.occurred_at.FromNanoseconds(int(self.raised_at * 1e9))
         return event
 
+    def acknowledged_event(self) -> events_pb2.AlertAcknowledged:
+        event = events_pb2.AlertAcknowledged(
+            alert_id=self.alert_id, acknowledged_by=self.acknowledged_by, note=self.note
+        )
+        event.occurred_at.FromNanoseconds(int((self.acknowledged_at or 0) * 1e9))
+        return event
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Finding:

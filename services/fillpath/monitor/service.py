@@ -449,11 +449,9 @@ class Monitor:
             self._engine.acknowledge(alert)
         for channel in self._channels:
             if isinstance(channel, BusChannel):
-                event = events_pb2.AlertAcknowledged(
-                    alert_id=alert.alert_id, acknowledged_by=by, note=note
+                channel.publish(
+                    "alert_acknowledged", alert.acknowledged_event(), alert.alert_id, self._wall()
                 )
-                event.occurred_at.FromNanoseconds(int((alert.acknowledged_at or 0) * NANOS))
-                channel.publish("alert_acknowledged", event, alert.alert_id, self._wall())
         return alert
 
     # ---- the tape ----------------------------------------------------------------------

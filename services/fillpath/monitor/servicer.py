@@ -15,7 +15,6 @@ from fillpath.api.v1 import common_pb2, events_pb2, monitor_pb2, monitor_pb2_grp
 from fillpath.core.errors import InvalidArgument
 from fillpath.infra.grpc_server import ServiceBinding
 from fillpath.infra.telemetry import command_context
-from fillpath.monitor.alerts import Alert
 from fillpath.monitor.live import NANOS, Execution
 from fillpath.monitor.service import Monitor
 
@@ -58,10 +57,6 @@ def order_tca(order_id: str, result: Mapping[str, Any]) -> monitor_pb2.OrderTca:
         permanent_impact_bps=result["impact_bps"]["permanent"] or 0.0,
         temporary_impact_bps=result["impact_bps"]["temporary"] or 0.0,
     )
-
-
-def alert_raised(alert: Alert) -> events_pb2.AlertRaised:
-    return alert.to_event()
 
 
 class MonitorServicer(monitor_pb2_grpc.MonitorServiceServicer):
@@ -133,14 +128,14 @@ class MonitorServicer(monitor_pb2_grpc.MonitorServiceServicer):
             page_token=request.page.page_token,
         )
         return monitor_pb2.ListAlertsResponse(
-            alerts=[alert_raised(a) for a in alerts], next_page_token=token
+            alerts=[a.to_event() for a in alerts], next_page_token=token
         )
 
     def StreamAlerts(
         self, request: monitor_pb2.StreamAlertsRequest, context: grpc.ServicerContext
     ) -> Iterator[events_pb2.AlertRaised]:
         for alert in self._monitor.stream(self._monitor.alert_stream, context.is_active):
-            yield alert_raised(alert)
+            yield alert.to_event()
 
     def AcknowledgeAlert(
         self, request: monitor_pb2.AcknowledgeAlertRequest, context: grpc.ServicerContext
@@ -150,11 +145,7 @@ class MonitorServicer(monitor_pb2_grpc.MonitorServiceServicer):
         alert = self._monitor.acknowledge(
             request.alert_id, command_context(context).actor, request.note
         )
-        event = events_pb2.AlertAcknowledged(
-            alert_id=alert.alert_id, acknowledged_by=alert.acknowledged_by, note=alert.note
-        )
-        event.occurred_at.FromNanoseconds(int((alert.acknowledged_at or 0) * NANOS))
-        return event
+        return alert.acknowledged_event()
 
     def GetReport(
         self, request: monitor_pb2.GetReportRequest, context: grpc.ServicerContext
