@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import grpc
+import psycopg
 import pytest
 
 from fillpath.api.v1 import common_pb2 as C
@@ -203,6 +204,38 @@ def test_a_fact_delivered_twice_counts_once(platform: Platform) -> None:
     )  # fmt: skip
     assert p.monitor.monitor.execution(parent) == before
     assert len(list(store.journal())) == len(entries)
+
+
+def test_failed_journal_commits_lose_nothing_and_count_nothing_twice(platform: Platform) -> None:
+    p = platform
+    with psycopg.connect(p.pg_dsn, autocommit=True) as conn:
+        # Postgres refuses the monitor's first two journal commits (a full disk, say).
+        conn.execute("CREATE SEQUENCE journal_failures")
+        conn.execute(
+            "CREATE FUNCTION refuse_twice() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF nextval('journal_failures') <= 2 THEN RAISE EXCEPTION 'disk full'; END IF;"
+            " RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse_twice BEFORE INSERT ON monitor_journal"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_twice()"
+        )
+
+    parent = _trade(p)
+
+    eventually(lambda: p.monitor.monitor.execution(parent).status == C.ORDER_STATUS_CANCELED)
+    with psycopg.connect(p.pg_dsn) as conn:
+        failures = conn.execute("SELECT last_value FROM journal_failures").fetchone()
+    assert failures is not None and failures[0] > 2  # the failures happened, then commits went on
+    live = p.api.GetLiveExecution(monitor_pb2.GetLiveExecutionRequest(order_id=parent))
+    order = p.oms.GetOrder(oms_pb2.GetOrderRequest(order_id=parent)).order
+    assert live.filled_quantity == order.filled_quantity > 0
+    assert live.rejects == 1
+    ids = [e.event_id for e in p.monitor.monitor._store.journal()]
+    assert len(ids) == len(set(ids))
+    assert p.bus.dead_letters("monitor") == []
+    p.restart_monitor()  # the journal folded again gives what was shown
+    assert p.api.GetLiveExecution(monitor_pb2.GetLiveExecutionRequest(order_id=parent)) == live
 
 
 def test_alerts_reach_every_channel_once_per_level_and_can_be_acknowledged(

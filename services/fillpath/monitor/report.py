@@ -1,5 +1,7 @@
 """TCA reports a person reads: one HTML page per order (or a set of orders) with the figures,
-plots of the execution against the price path and of slippage by venue, and a CSV of the fills.
+plots of the execution against the price path, the distributions of fill slippage by venue and
+of order slippage by algorithm (the order's `algorithm`, DIRECT when it has none), and a CSV of
+the fills.
 
 Built only from what `tca.compute_from_document` computes and the same input documents, so the
 page and `fillpath tca compute` never disagree. Plots are PNGs embedded in the page (base64): the
@@ -55,18 +57,35 @@ def _execution_plot(document: Mapping[str, Any], result: Mapping[str, Any]) -> s
     return _png(figure)
 
 
-def _slippage_plot(rows: Sequence[Mapping[str, Any]]) -> str:
-    by_venue: dict[str, list[float]] = {}
-    for row in rows:
-        by_venue.setdefault(str(row["venue"]), []).append(float(row["slippage_vs_mid_bps"]))
+def _distribution_plot(groups: Mapping[str, Sequence[float]], ylabel: str, title: str) -> str:
     figure, ax = plt.subplots(figsize=(9, 3))
-    names = sorted(by_venue)
-    ax.boxplot([by_venue[n] for n in names], tick_labels=names)
+    names = sorted(groups)
+    ax.boxplot([groups[n] for n in names], tick_labels=names)
     ax.axhline(0, color="0.5", lw=0.8)
-    ax.set_ylabel("slippage vs mid (bps, + = cost)")
-    ax.set_title("Fill slippage by venue")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     return _png(figure)
+
+
+def _distribution_section(
+    rows: Sequence[Mapping[str, Any]], by: str, metric: str, *, weight: str | None, heading: str
+) -> str:
+    """A table of `metric`'s distribution per value of `by` (tca.aggregate) and a box plot."""
+    spread = aggregate(rows, by, metric, weight=weight)
+    table = [
+        (key, f"n={d['count']}, mean {d['mean']:.2f}, median {d['median']:.2f}, "
+              f"p10 {d['p10']:.2f}, p90 {d['p90']:.2f}")
+        for key, d in spread.items()
+    ]  # fmt: skip
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        groups.setdefault(str(row[by]), []).append(float(row[metric]))
+    plot = _distribution_plot(groups, f"{metric.replace('_', ' ')} (+ = cost)", heading)
+    return (
+        f"<section><h2>{html.escape(heading)}</h2>{_table(table)}"
+        f'<img alt="{html.escape(heading)}" src="data:image/png;base64,{plot}"></section>'
+    )
 
 
 def _table(rows: Sequence[tuple[str, Any]]) -> str:
@@ -85,14 +104,21 @@ def render_report(documents: Sequence[Mapping[str, Any]], title: str) -> tuple[s
     """(HTML page, CSV of every fill) for the orders in `documents` (tca compute's format)."""
     sections = []
     fill_rows: list[dict[str, Any]] = []
+    order_rows: list[dict[str, Any]] = []
     for number, document in enumerate(documents, start=1):
         result = compute_from_document(document)
         order = document["order"]
         name = str(order.get("id", f"order {number}"))
+        algorithm = str(order.get("algorithm", "") or "DIRECT")
+        if result["slippage_bps"]["arrival"] is not None:
+            order_rows.append(
+                {"algorithm": algorithm, "arrival_slippage_bps": result["slippage_bps"]["arrival"]}
+            )
         for fill, raw in zip(result["fills"], document.get("fills", []), strict=True):
             fill_rows.append(
                 {
                     "order": name,
+                    "algorithm": algorithm,
                     "venue": raw.get("venue", ""),
                     **{k: v for k, v in fill.items() if k != "markouts_bps"},
                     **{f"markout_{k}_bps": v for k, v in fill["markouts_bps"].items()},
@@ -116,21 +142,17 @@ def render_report(documents: Sequence[Mapping[str, Any]], title: str) -> tuple[s
             + (f'<img alt="execution" src="data:image/png;base64,{plot}">' if plot else "")
             + "</section>"
         )
-    venues = ""
+    distributions = ""
     if fill_rows:
-        spread = aggregate(fill_rows, "venue", "slippage_vs_mid_bps", weight="quantity")
-        venue_rows = [
-            (venue, f"n={d['count']}, mean {d['mean']:.2f}, median {d['median']:.2f}, "
-                    f"p10 {d['p10']:.2f}, p90 {d['p90']:.2f}")
-            for venue, d in spread.items()
-        ]  # fmt: skip
-        plot = _slippage_plot(fill_rows)
-        venues = (
-            "<section><h2>By venue: fill slippage vs mid (bps)</h2>"
-            + _table(venue_rows)
-            + f'<img alt="slippage by venue" src="data:image/png;base64,{plot}">'
-            + "</section>"
-        )
+        distributions += _distribution_section(
+            fill_rows, "venue", "slippage_vs_mid_bps", weight="quantity",
+            heading="By venue: fill slippage vs mid (bps)",
+        )  # fmt: skip
+    if len(order_rows) > 1:  # one order's slippage is no distribution
+        distributions += _distribution_section(
+            order_rows, "algorithm", "arrival_slippage_bps", weight=None,
+            heading="By algorithm: order slippage vs arrival (bps)",
+        )  # fmt: skip
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px}}
@@ -139,7 +161,7 @@ th,td{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:left}}
 td{{text-align:right;font-variant-numeric:tabular-nums}}img{{max-width:100%}}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <p>Costs in basis points, positive = cost, for buys and sells alike: slippage = s·(P−B)/B·10⁴.</p>
-{"".join(sections)}{venues}</body></html>"""
+{"".join(sections)}{distributions}</body></html>"""
     buffer = io.StringIO()
     if fill_rows:
         columns = list(dict.fromkeys(key for row in fill_rows for key in row))  # every horizon

@@ -1,11 +1,13 @@
 """The execution monitor: consumes the bus, keeps the live executions, raises alerts.
 
 Execution facts (order, strategy, algorithm and routing events) are applied to the `LiveBook`
-in the order they arrive, under one lock, each with the mark of its symbol's market; a writer
-thread journals them and writes the executions they changed, a batch per transaction, and only
-then acknowledges them to the bus and makes the new figures readable (`execution`, the streams,
-the dashboard). A fact delivered twice is skipped by its event id. If a commit fails, the
-monitor folds its journal again and the facts of the failed batch are redelivered.
+in the order they arrive, under one lock, each with the mark of its symbol's market, and the
+new figures are readable at once (`execution`, the streams, the dashboard): every fact is
+already durable in the log of the service that recorded it. A writer thread journals the facts
+and writes the executions they changed, a batch per transaction, and only then acknowledges
+them to the bus. A fact delivered twice is skipped by its event id. If a commit fails, the
+monitor folds its journal again (readers see the figures as journaled) and the facts of the
+failed batch are redelivered; a crash before the commit ends the same way on restart.
 
 Market data moves each symbol's `MarketState` and goes to the tape table in batches, off the
 path of the facts; the market states are saved in Redis with each tape batch, so a restart goes
@@ -26,7 +28,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -206,8 +208,9 @@ class Monitor:
         self._tape: list[tuple[str, float, int, int, int, int]] = []
         self._tape_lock = threading.Lock()
         self._pending: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._committed: dict[str, Execution] = {}  # what readers see: durable
+        self._view: dict[str, Execution] = {}  # what readers see
         self._read_lock = threading.Lock()
+        self._finished: set[str] = set()  # orders whose end the alert engine has seen
         self._alerts_lock = threading.Lock()
         self._engine = AlertEngine(rules)
         self.executions = _Subscribers()
@@ -228,9 +231,10 @@ class Monitor:
                     self._markets[state.symbol] = state
         open_alerts, _ = self._store.alerts(unacknowledged_only=True, page_size=10_000)
         self._engine.remember(open_alerts)
-        for execution in self._committed.values():
+        for execution in self._view.values():
             if not execution.active:
                 self._engine.finished(execution)
+                self._finished.add(execution.order_id)
         for target, name in (
             (self._write, "monitor-writer"),
             (self._flush_tape_loop, "monitor-tape"),
@@ -272,7 +276,7 @@ class Monitor:
             self._seen.add(entry.event_id)
             self._seq = entry.seq
         with self._read_lock:
-            self._committed = dict(self._book.executions)
+            self._view = dict(self._book.executions)
 
     # ---- the bus -----------------------------------------------------------------------
 
@@ -295,6 +299,10 @@ class Monitor:
                 market = self._markets.get(symbol) if symbol else None
                 mark = market.mark() if market is not None else Mark()
                 execution = self._book.apply(envelope, mark)
+                if execution is not None:
+                    with self._read_lock:
+                        self._view[execution.order_id] = execution
+                    self.executions.put(execution)
                 self._seq += 1
                 self._seen.add(message.event_id)
                 pending = _Pending(
@@ -357,14 +365,9 @@ class Monitor:
                 log.exception("journal commit failed; folding the journal again")
                 self._recover(batch, err)
                 continue
-            with self._read_lock:
-                before = {order_id: self._committed.get(order_id) for order_id in changed}
-                self._committed.update(changed)
             for pending in batch:
                 pending.done.set()
-            for execution in changed.values():
-                self.executions.put(execution)
-            self._check(list(changed.values()), before)
+            self._check(list(changed.values()))
 
     def _recover(self, batch: list[_Pending], err: BaseException) -> None:
         """After a failed commit: every fact applied since the last commit is refused (the
@@ -386,9 +389,7 @@ class Monitor:
 
     # ---- alerts ------------------------------------------------------------------------
 
-    def _check(
-        self, executions: Sequence[Execution], before: Mapping[str, Execution | None]
-    ) -> None:
+    def _check(self, executions: Sequence[Execution]) -> None:
         now = self._wall()
         with self._lock:
             times = {symbol: market.time for symbol, market in self._markets.items()}
@@ -397,16 +398,16 @@ class Monitor:
             for execution in executions:
                 findings = self._engine.findings(execution, times.get(execution.symbol, 0.0))
                 raised += self._engine.alerts(findings, now)
-                previous = before.get(execution.order_id)
-                if not execution.active and (previous is None or previous.active):
+                if not execution.active and execution.order_id not in self._finished:
                     self._engine.finished(execution)
+                    self._finished.add(execution.order_id)
         self._raise(raised)
 
     def _check_loop(self) -> None:
         while not self._stop.wait(self._check_interval):
             try:
                 with self._read_lock:
-                    active = [x for x in self._committed.values() if x.active]
+                    active = [x for x in self._view.values() if x.active]
                 with self._lock:
                     markets = [
                         dataclasses.replace(m, venue_quoted_at=dict(m.venue_quoted_at))
@@ -484,14 +485,14 @@ class Monitor:
 
     def execution(self, order_id: str) -> Execution:
         with self._read_lock:
-            execution = self._committed.get(order_id)
+            execution = self._view.get(order_id)
         if execution is None:
             raise NotFound("execution", order_id)
         return execution
 
     def all_executions(self) -> list[Execution]:
         with self._read_lock:
-            return sorted(self._committed.values(), key=lambda x: (x.created_at, x.order_id))
+            return sorted(self._view.values(), key=lambda x: (x.created_at, x.order_id))
 
     def tca_document(self, order_id: str) -> dict[str, Any]:
         """The order as `fillpath tca compute` reads it, from the journal's fills and the tape."""
@@ -521,6 +522,7 @@ class Monitor:
         return {
             "order": {
                 "id": execution.order_id,
+                "algorithm": execution.algorithm or "DIRECT",
                 "side": "buy" if execution.side > 0 else "sell",
                 "quantity": execution.quantity,
                 "decision_price": decision,

@@ -57,6 +57,7 @@ class OmsRuntime:
 
     pool: ConnectionPool[Any]
     store: PostgresEventStore
+    oms: OrderManagement
     notifier: PositionNotifier
     bus: Bus | None
     relay: OutboxRelay | None
@@ -108,8 +109,8 @@ def start_oms(
         migrate(pg_dsn, [EVENT_STORE_MIGRATIONS, OMS_MIGRATIONS])
     reference = load_reference_data(settings.config_dir)
     pool = open_pool(pg_dsn, settings.postgres.pool_size, name="oms")
-    store = PostgresEventStore(pool, order_codec(), clock)
     notifier = PositionNotifier(pg_dsn)
+    store = PostgresEventStore(pool, order_codec(), clock, on_commit=notifier.advance)
     relay = None
     if bus is not None and bus.listens_to(ORDERS_TOPIC):
         # Only when something consumes order events: an in-process bus with no subscriber
@@ -148,6 +149,7 @@ def start_oms(
     return OmsRuntime(
         pool=pool,
         store=store,
+        oms=oms,
         notifier=notifier,
         bus=bus,
         relay=relay,

@@ -204,8 +204,10 @@ def test_tca_compute_command_refuses_a_bad_file_naming_the_field(tmp_path: Path)
 
 def test_tca_report_writes_html_with_the_figures_and_a_csv_of_the_fills(tmp_path: Path) -> None:
     buy, sell = tmp_path / "buy.json", tmp_path / "sell.json"
-    buy.write_text(json.dumps({**BUY, "order": {**BUY["order"], "id": "ACME-1"}}))
-    sell.write_text(json.dumps(SELL))
+    buy.write_text(
+        json.dumps({**BUY, "order": {**BUY["order"], "id": "ACME-1", "algorithm": "TWAP"}})
+    )
+    sell.write_text(json.dumps(SELL))  # no algorithm: DIRECT
     out = tmp_path / "report" / "tca.html"
 
     result = CliRunner().invoke(
@@ -216,9 +218,14 @@ def test_tca_report_writes_html_with_the_figures_and_a_csv_of_the_fills(tmp_path
     page = out.read_text()
     assert "<h2>ACME-1</h2>" in page
     assert "7.1000" in page  # the buy's shortfall total, bps (as tca compute says)
-    assert page.count("data:image/png;base64,") == 3  # two executions and the venue plot
+    # Two executions, then the distributions by venue and by algorithm.
+    assert page.count("data:image/png;base64,") == 4
+    by_algorithm = page[page.index("By algorithm") :]
+    # One order each: the buy's arrival slippage under TWAP, the sell's under DIRECT (bps).
+    assert "<tr><th>TWAP</th><td>n=1, mean 2.00, median 2.00" in by_algorithm
+    assert "<tr><th>DIRECT</th><td>n=1, mean 6.00, median 6.00" in by_algorithm
     rows = out.with_suffix(".csv").read_text().splitlines()
-    assert rows[0].startswith("order,venue,time,quantity,price")
+    assert rows[0].startswith("order,algorithm,venue,time,quantity,price")
     assert len(rows) == 1 + 3  # three fills
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -112,10 +112,20 @@ def metadata_json(metadata: EventMetadata) -> dict[str, str]:
 
 
 class PostgresEventStore:
-    def __init__(self, pool: ConnectionPool[Any], codec: EventCodec, clock: Clock) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        codec: EventCodec,
+        clock: Clock,
+        *,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        """`on_commit` is told the last position of each append once it has committed: a
+        reader in this process (the outbox relay) need not wait for Postgres's notification."""
         self._pool = pool
         self._codec = codec
         self._clock = clock
+        self._on_commit = on_commit
         self._committer = GroupCommitter(pool, ("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,)))
 
     @property
@@ -151,6 +161,8 @@ class PostgresEventStore:
                     )
                 )
             positions = self._committer.commit(PendingAppend(statements))
+            if self._on_commit is not None:
+                self._on_commit(positions[-1])
             return [
                 dataclasses.replace(r, position=p) for r, p in zip(recorded, positions, strict=True)
             ]

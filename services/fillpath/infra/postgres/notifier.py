@@ -1,7 +1,8 @@
 """Wakes readers of the event log when an append commits.
 
 Each append ends with ``pg_notify('fillpath_events', <last position>)``, delivered when it
-commits. One listening connection per process turns those into a condition readers wait on,
+commits. One listening connection per process turns those into a condition readers wait on
+(an event store in the same process also calls `advance` as its appends commit),
 with a timeout as the fallback if a notification is ever missed (they then poll). It starts
 listening when the first reader waits: a process nobody reads the log in (an OMS serving only
 commands) is not woken by every commit.
@@ -58,7 +59,9 @@ class PositionNotifier:
             )
             return self._latest
 
-    def _bump(self, position: int) -> None:
+    def advance(self, position: int) -> None:
+        """Wakes readers: events up to `position` have committed (from this process's own
+        appends, sooner than their notification comes round through Postgres)."""
         with self._condition:
             if position > self._latest:
                 self._latest = position
@@ -70,11 +73,11 @@ class PositionNotifier:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     row = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
-                    self._bump(int(row[0]) if row else 0)
+                    self.advance(int(row[0]) if row else 0)
                     self._ready.set()
                     while not self._stopped.is_set():
                         for notify in conn.notifies(timeout=0.5):
-                            self._bump(_position(notify.payload))
+                            self.advance(_position(notify.payload))
             except Exception as err:
                 log.warning("event notifier failed (%s); listening again", err)
                 self._ready.set()
