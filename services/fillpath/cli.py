@@ -24,6 +24,7 @@ from fillpath.bench.bus import run_bus_bench
 from fillpath.bench.lab import run_lab_bench
 from fillpath.bench.monitor import run_monitor_bench
 from fillpath.bench.oms import run_oms_bench
+from fillpath.bench.sor import run_sor_bench
 from fillpath.core.errors import FillpathError
 from fillpath.demo import run_demo
 from fillpath.embedded import start_platform
@@ -422,6 +423,17 @@ def bench_lab(symbol: str, seed: int, step: float, as_json: bool) -> None:
 def bench_monitor(rate: int, fills: int, as_json: bool) -> None:
     """Time from a fill's commit to its figures readable through MonitorService, p50/p99."""
     run_monitor_bench(console, rate=rate, fills=fills, as_json=as_json)
+
+
+@bench.command(name="sor")
+@click.option("--venues", type=click.IntRange(2, 256), default=24, show_default=True,
+              help="Venues in the market (a sixth of them dark pools).")  # fmt: skip
+@click.option("--decisions", type=click.IntRange(100, 10**7), default=20_000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench_sor(venues: int, decisions: int, seed: int, as_json: bool) -> None:
+    """In-kernel routing decision time, p50/p99, beside the pure-Python reference."""
+    run_sor_bench(console, venues=venues, decisions=decisions, seed=seed, as_json=as_json)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,146 @@
+"""`fillpath bench sor`: how long the router takes to decide.
+
+In-kernel decision time: the routing kernel (fillpath.sor.kernel) on a market of 24 venues (20
+lit with five levels a side, 4 dark pools), for a seeded stream of slices of 100 to 20,000
+shares, buys and sells, with and without a limit, urgencies from patient to urgent, every
+call timed on its own. The baseline, in the same run: the plain-Python reference
+(fillpath.sor.reference) deciding the first few hundred of the same slices — what the kernel
+buys.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from fillpath.bench.stats import Samples
+from fillpath.sor import reference
+from fillpath.sor.kernel import allocate
+from fillpath.sor.state import DARK, DEPTH, empty_state
+
+_TICK = 10_000_000
+_MID = 100_000_000_000
+_LOT = 100
+
+
+def market(venues: int, dark: int, rng: np.random.Generator) -> np.ndarray:
+    """A plausible market of `venues` (the last `dark` of them dark pools) around 100.00."""
+    state = empty_state(venues)
+    for v in range(venues):
+        row = state[v]
+        if v >= venues - dark:
+            row["kind"] = DARK
+            row["min_qty"] = rng.choice([100, 500, 2_000])
+            row["dark_fill_prob"] = rng.uniform(0.1, 0.6)
+            row["dark_fill_size"] = rng.uniform(300, 5_000)
+            row["midpoint_fee"] = rng.uniform(0.0005, 0.0015)
+        else:
+            half = int(rng.integers(1, 3))
+            row["bid_px"] = [_MID - (half + k) * _TICK for k in range(DEPTH)]
+            row["ask_px"] = [_MID + (half + k) * _TICK for k in range(DEPTH)]
+            row["bid_qty"] = rng.integers(1, 40, DEPTH) * 100
+            row["ask_qty"] = rng.integers(1, 40, DEPTH) * 100
+            row["maker_fee"] = rng.uniform(-0.003, 0.001)
+            row["taker_fee"] = rng.uniform(-0.001, 0.003)
+            row["passive_volume"] = rng.uniform(500, 20_000)
+        row["latency_us"] = rng.uniform(100, 1_500)
+        row["markout_bps"] = rng.uniform(-1, 3)
+        row["reject_rate"] = rng.uniform(0, 0.05)
+    return state
+
+
+def requests(count: int, rng: np.random.Generator) -> list[reference.Request]:
+    out = []
+    for _ in range(count):
+        side = int(rng.choice([1, -1]))
+        limited = rng.random() < 0.5
+        out.append(
+            reference.Request(
+                side=side,
+                quantity=int(rng.integers(1, 201)) * _LOT,
+                limit=_MID + side * int(rng.integers(0, 4)) * _TICK if limited else 0,
+                tick=_TICK,
+                lot=_LOT,
+                max_venues=int(rng.choice([0, 0, 3, 6])),
+                allow_rest=bool(rng.random() < 0.8),
+                w_fee=1.0,
+                w_latency=0.1,
+                w_markout=1.0,
+                miss_bps=float(rng.uniform(2, 30)),
+            )
+        )
+    return out
+
+
+def _kernel_call(state: np.ndarray, eligible: np.ndarray, adjust: np.ndarray,
+                 r: reference.Request, out: np.ndarray) -> float:  # fmt: skip
+    return allocate(
+        state, eligible, adjust, r.side, r.quantity, r.limit, r.tick, r.lot, r.max_venues,
+        r.allow_rest, r.w_fee, r.w_latency, r.w_markout, r.miss_bps, out,
+    )  # fmt: skip
+
+
+def run_sor_bench(
+    console: Console, *, venues: int, decisions: int, seed: int, as_json: bool
+) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    dark = max(1, venues // 6)
+    state = market(venues, dark, rng)
+    stream = requests(decisions, rng)
+    eligible = np.ones(venues, dtype=np.bool_)
+    adjust = np.zeros(venues)
+    out = np.zeros(2 * venues, dtype=np.int64)
+    with console.status("compiling the routing kernel (cached after the first run)…"):
+        t0 = time.perf_counter()
+        _kernel_call(state, eligible, adjust, stream[0], out)
+        compile_s = time.perf_counter() - t0
+    kernel, python = Samples(), Samples()
+    routed = 0
+    with console.status(f"{decisions:,} decisions in the kernel…"):
+        for r in stream:
+            t0 = time.perf_counter_ns()
+            _kernel_call(state, eligible, adjust, r, out)
+            kernel.add((time.perf_counter_ns() - t0) / 1e9)
+            routed += int(out.sum())
+    baseline = stream[: min(300, decisions)]
+    with console.status(f"{len(baseline):,} decisions in the pure-Python reference…"):
+        for r in baseline:
+            t0 = time.perf_counter_ns()
+            reference.allocate(state, eligible.tolist(), adjust.tolist(), r)
+            python.add((time.perf_counter_ns() - t0) / 1e9)
+    k, p = kernel.summary_ms(), python.summary_ms()
+    figures: dict[str, Any] = {
+        "kernel_decision": {key: k[key] * 1000 for key in ("p50_ms", "p99_ms", "max_ms")}
+        | {"count": k["count"]},
+        "python_reference_decision": {key: p[key] * 1000 for key in ("p50_ms", "p99_ms")}
+        | {"count": p["count"]},
+        "ratio_p50": p["p50_ms"] / k["p50_ms"],
+        "compile_or_load_s": compile_s,
+        "setup": {"venues": venues, "dark_pools": dark, "seed": seed, "shares_routed": routed},
+    }
+    for row in ("kernel_decision", "python_reference_decision"):  # the keys say µs
+        figures[row] = {key.replace("_ms", "_us"): v for key, v in figures[row].items()}
+    if as_json:
+        print(json.dumps(figures, indent=2))
+        return figures
+    table = Table(
+        title=f"Routing decision time, {venues} venues ({dark} dark), in process",
+        title_justify="left",
+        header_style="bold",
+    )
+    for column in ("", "p50 µs", "p99 µs", "max µs", "decisions"):
+        table.add_column(column, justify="left" if not column else "right")
+    kd, pd = figures["kernel_decision"], figures["python_reference_decision"]
+    table.add_row("numba kernel", f"{kd['p50_us']:.1f}", f"{kd['p99_us']:.1f}",
+                  f"{kd['max_us']:.1f}", f"{kd['count']:,}")  # fmt: skip
+    table.add_row("pure-Python reference (baseline)", f"{pd['p50_us']:.1f}", f"{pd['p99_us']:.1f}",
+                  "", f"{pd['count']:,}")  # fmt: skip
+    table.add_row("ratio Python / numba (p50)", f"{figures['ratio_p50']:.0f}×", "", "", "")
+    console.print(table)
+    console.print(f"compile or load the kernel (once): {compile_s:.2f} s")
+    return figures
