@@ -41,7 +41,7 @@ from fillpath.sor.state import DARK, DEPTH
 
 NANOS = 1e9
 BPS = 1e4
-MAX_BLOCKS = 128
+MAX_BLOCKS = 64
 """Blocks per decision at most: a larger slice is allocated in blocks of several lots."""
 
 # Sources of venue v: 2v takes liquidity (lit), 2v + 1 rests (lit) or pings (dark).
@@ -244,7 +244,7 @@ def allocate(
             stale = False
         best = -1
         for s in range(sources):
-            if amount[s] == 0:
+            if amount[s] == 0 or amount[s] > remaining:  # none, or a first block too large now
                 continue
             if max_venues > 0 and used_count >= max_venues and not used[s // 2]:
                 continue
@@ -262,10 +262,6 @@ def allocate(
             state, best, usable, capacity, out, step, remaining, lot, side, mid, near,
             w_fee, w_latency, w_markout, miss_bps, adjust_bps,
         )  # fmt: skip
-        # A first block larger than what remains is no longer possible anywhere.
-        for s in range(sources):
-            if amount[s] > remaining:
-                cost[s], amount[s] = math.inf, 0
     return total
 
 
