@@ -32,7 +32,7 @@ is fillpath.sor.reference; tests hold the two to the same allocation.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -47,6 +47,18 @@ MAX_BLOCKS = 64
 # Sources of venue v: 2v takes liquidity (lit), 2v + 1 rests (lit) or pings (dark).
 TAKE = 0
 REST = 1
+
+
+class Pricing(NamedTuple):
+    """What prices a block, for one decision."""
+
+    side: int  # +1 buy, −1 sell
+    mid: float  # nanos
+    near: int  # where we rest: the near touch, capped by the limit (nanos)
+    w_fee: float
+    w_latency: float  # bps per millisecond of order-entry latency
+    w_markout: float
+    miss_bps: float  # the price of a share left unfilled now
 
 
 @njit(cache=True, nogil=True)
@@ -105,64 +117,41 @@ def _queue(row: Any, side: int, near: int) -> float:
 
 
 @njit(cache=True, nogil=True)
-def _resting(
-    row: Any, at: float, side: int, mid: float, near: int, w_fee: float, w_markout: float
-) -> tuple[float, float]:
+def _resting(row: Any, at: float, p: Pricing) -> tuple[float, float]:
     """(chance that share number `at` fills, its cost in bps if it does), resting on a lit
     venue at `near` or pinging a dark pool at the mid."""
-    fee_scale = NANOS / mid * BPS  # currency per share → bps of the mid
+    fee_scale = NANOS / p.mid * BPS  # currency per share → bps of the mid
     if row.kind == DARK:
         fill = row.dark_fill_prob * math.exp(-at / row.dark_fill_size)
-        return fill, w_fee * row.midpoint_fee * fee_scale + w_markout * row.markout_bps
-    fill = math.exp(-(_queue(row, side, near) + at) / row.passive_volume)
+        return fill, p.w_fee * row.midpoint_fee * fee_scale + p.w_markout * row.markout_bps
+    fill = math.exp(-(_queue(row, p.side, p.near) + at) / row.passive_volume)
     priced = (
-        side * (near - mid) / mid * BPS
-        + w_fee * row.maker_fee * fee_scale
-        + w_markout * row.markout_bps
+        p.side * (p.near - p.mid) / p.mid * BPS
+        + p.w_fee * row.maker_fee * fee_scale
+        + p.w_markout * row.markout_bps
     )
     return fill, priced
 
 
 @njit(cache=True, nogil=True)
-def _cost(
-    state: np.ndarray,
-    source: int,
-    at: float,
-    side: int,
-    mid: float,
-    near: int,
-    w_fee: float,
-    w_latency: float,
-    w_markout: float,
-    miss_bps: float,
-) -> float:
+def _cost(state: np.ndarray, source: int, at: float, p: Pricing) -> float:
     """Marginal cost (bps) of the shares from number `at` on `source` (module docstring)."""
     row = state[source // 2]
     if source % 2 == TAKE:
-        px = _level_price(row, side, at)
+        px = _level_price(row, p.side, at)
         return (
-            side * (px - mid) / mid * BPS
-            + w_fee * row.taker_fee * NANOS / mid * BPS
-            + w_latency * row.latency_us / 1000.0
-            + row.reject_rate * miss_bps
+            p.side * (px - p.mid) / p.mid * BPS
+            + p.w_fee * row.taker_fee * NANOS / p.mid * BPS
+            + p.w_latency * row.latency_us / 1000.0
+            + row.reject_rate * p.miss_bps
         )
-    fill, priced = _resting(row, at, side, mid, near, w_fee, w_markout)
-    return miss_bps - fill * (miss_bps - priced)
+    fill, priced = _resting(row, at, p)
+    return p.miss_bps - fill * (p.miss_bps - priced)
 
 
 @njit(cache=True, nogil=True)
 def _usable(
-    state: np.ndarray,
-    source: int,
-    eligible: np.ndarray,
-    side: int,
-    limit: int,
-    mid: float,
-    near: int,
-    allow_rest: bool,
-    w_fee: float,
-    w_markout: float,
-    miss_bps: float,
+    state: np.ndarray, source: int, eligible: np.ndarray, limit: int, allow_rest: bool, p: Pricing
 ) -> bool:
     row = state[source // 2]
     if not eligible[source // 2]:
@@ -172,12 +161,12 @@ def _usable(
     if row.kind == DARK:
         if row.dark_fill_prob <= 0 or row.dark_fill_size <= 0:
             return False
-        if limit > 0 and side * (mid - limit) > 0:
+        if limit > 0 and p.side * (p.mid - limit) > 0:
             return False
     elif not allow_rest or row.passive_volume <= 0:
         return False
-    fill, priced = _resting(row, 0.0, side, mid, near, w_fee, w_markout)
-    return fill > 0 and priced < miss_bps  # a filled share must cost less than a missed one
+    fill, priced = _resting(row, 0.0, p)
+    return fill > 0 and priced < p.miss_bps  # a filled share must cost less than a missed one
 
 
 @njit(cache=True, nogil=True)
@@ -213,13 +202,12 @@ def allocate(
     near = bid if side > 0 else ask
     if limit > 0 and side * (near - limit) > 0:
         near = limit
+    p = Pricing(side, mid, near, w_fee, w_latency, w_markout, miss_bps)
     sources = 2 * venues
     usable = np.zeros(sources, dtype=np.bool_)
     capacity = np.zeros(sources, dtype=np.int64)
     for s in range(sources):
-        usable[s] = _usable(
-            state, s, eligible, side, limit, mid, near, allow_rest, w_fee, w_markout, miss_bps
-        )
+        usable[s] = _usable(state, s, eligible, limit, allow_rest, p)
         capacity[s] = _take_capacity(state[s // 2], side, limit, lot) if s % 2 == TAKE else quantity
         if capacity[s] <= 0:
             usable[s] = False
@@ -238,9 +226,8 @@ def allocate(
         if stale:
             for s in range(sources):
                 cost[s], amount[s] = _next_block(
-                    state, s, usable, capacity, out, step, remaining, lot, side, mid, near,
-                    w_fee, w_latency, w_markout, miss_bps, adjust_bps,
-                )  # fmt: skip
+                    state, s, usable, capacity, out, step, remaining, lot, p, adjust_bps
+                )
             stale = False
         best = -1
         for s in range(sources):
@@ -259,9 +246,8 @@ def allocate(
             used[best // 2] = True
             used_count += 1
         cost[best], amount[best] = _next_block(
-            state, best, usable, capacity, out, step, remaining, lot, side, mid, near,
-            w_fee, w_latency, w_markout, miss_bps, adjust_bps,
-        )  # fmt: skip
+            state, best, usable, capacity, out, step, remaining, lot, p, adjust_bps
+        )
     return total
 
 
@@ -275,13 +261,7 @@ def _next_block(
     step: int,
     remaining: int,
     lot: int,
-    side: int,
-    mid: float,
-    near: int,
-    w_fee: float,
-    w_latency: float,
-    w_markout: float,
-    miss_bps: float,
+    p: Pricing,
     adjust_bps: np.ndarray,
 ) -> tuple[float, int]:
     """(marginal cost, shares) of source s's next block; (inf, 0) when it has none."""
@@ -294,5 +274,4 @@ def _next_block(
     if size <= 0 or size > remaining or out[s] + size > capacity[s]:
         return math.inf, 0
     at = out[s] + size / 2.0
-    c = _cost(state, s, at, side, mid, near, w_fee, w_latency, w_markout, miss_bps)
-    return c + adjust_bps[s // 2], size
+    return _cost(state, s, at, p) + adjust_bps[s // 2], size
