@@ -154,6 +154,17 @@ def _trade(p: Platform) -> str:
     return parent
 
 
+def _journaled(p: Platform, parent: str) -> None:
+    """Waits until the monitor has journaled the order's end: it shows a fact as soon as it
+    applies it, and writes the projection with the journal a moment later."""
+
+    def ended() -> bool | None:
+        document = p.monitor.monitor._store.execution_documents().get(parent)
+        return (document is not None and document["active"] is False) or None
+
+    eventually(ended)
+
+
 def test_live_execution_matches_the_oms_and_replays_exactly(platform: Platform) -> None:
     p = platform
     parent = _trade(p)
@@ -178,6 +189,7 @@ def test_live_execution_matches_the_oms_and_replays_exactly(platform: Platform) 
     assert 0 < live.participation <= 1
 
     store = p.monitor.monitor._store
+    _journaled(p, parent)
     before = store.execution_documents()
     _, replayed = store.rebuild()
     assert replayed > 0
@@ -191,7 +203,7 @@ def test_live_execution_matches_the_oms_and_replays_exactly(platform: Platform) 
 def test_a_fact_delivered_twice_counts_once(platform: Platform) -> None:
     p = platform
     parent = _trade(p)
-    eventually(lambda: p.monitor.monitor.execution(parent).status == C.ORDER_STATUS_CANCELED)
+    _journaled(p, parent)
     store = p.monitor.monitor._store
     entries = list(store.journal())
     fill = next(e for e in entries if e.event_type == "ChildOrderFilled")
@@ -223,7 +235,7 @@ def test_failed_journal_commits_lose_nothing_and_count_nothing_twice(platform: P
 
     parent = _trade(p)
 
-    eventually(lambda: p.monitor.monitor.execution(parent).status == C.ORDER_STATUS_CANCELED)
+    _journaled(p, parent)
     with psycopg.connect(p.pg_dsn) as conn:
         failures = conn.execute("SELECT last_value FROM journal_failures").fetchone()
     assert failures is not None
