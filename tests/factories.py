@@ -116,7 +116,7 @@ def fill(order_id: str, exec_id: str, quantity: int, price: str = "100.30") -> A
 
 
 def sample_events() -> list[Any]:
-    """One instance of every order event type, with every optional field set."""
+    """One instance of every event type, with every optional field set."""
     from fillpath.core.enums import AlgorithmKind, RejectCode, Urgency
     from fillpath.core.events import (
         ChildOrderFilled,
@@ -135,6 +135,7 @@ def sample_events() -> list[Any]:
         OrderReplaceRequested,
         OrderSubmitted,
     )
+    from fillpath.core.routing import PING, TAKE, RouteAllocation, RoutingDecision
     from fillpath.core.terms import ExecutionInstructions
 
     terms = parent_terms(
@@ -197,5 +198,42 @@ def sample_events() -> list[Any]:
         ),
         OrderFilled(
             order_id=oid, occurred_at=t, child_order_id=cid, exec_id="f2", quantity=9, price=px("1")
+        ),
+        RoutingDecision(
+            decision_id="d-1",
+            order_id=oid,
+            occurred_at=t,
+            symbol="ACME",
+            side=Side.BUY,
+            quantity=900,
+            mode="best_execution",
+            urgency=Urgency.MEDIUM,
+            limit_price=px("100.02"),
+            bid_price=px("99.99"),
+            ask_price=px("100.01"),
+            allocations=(
+                RouteAllocation(
+                    venue="lumen",
+                    quantity=500,
+                    order_type=OrderType.LIMIT,
+                    time_in_force=TimeInForce.IOC,
+                    limit_price=px("100.01"),
+                    expected_cost_bps=1.25,
+                    source=TAKE,
+                ),
+                RouteAllocation(
+                    venue="shade",
+                    quantity=400,
+                    order_type=OrderType.LIMIT,
+                    time_in_force=TimeInForce.DAY,
+                    min_quantity=100,
+                    expected_cost_bps=0.5,
+                    source=PING,
+                ),
+            ),
+            expected_cost_bps=0.9,
+            miss_cost_bps=4.0,
+            excluded=(("orbit", "excluded by the request"), ("umbra", "circuit open")),
+            rationale="take 500 on lumen, ping shade for 400",
         ),
     ]

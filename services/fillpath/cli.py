@@ -41,6 +41,7 @@ from fillpath.infra.settings import (
     OmsSettings,
     RedisSettings,
     Settings,
+    SorSettings,
 )
 from fillpath.market.lab import MarketLab
 from fillpath.market.lobster import replay_lobster
@@ -89,6 +90,9 @@ def _settings(**overrides: Any) -> Settings:
             monitor,
             address=overrides.get("monitor_address") or monitor.address,
             http_address=overrides.get("dashboard_address") or monitor.http_address,
+        ),
+        sor=dataclasses.replace(
+            settings.sor, address=overrides.get("sor_address") or settings.sor.address
         ),
     )
 
@@ -147,6 +151,9 @@ main.add_command(orders)
 @click.option(
     "--monitor-address",
     help=f"MonitorService listen address [default: {MonitorSettings().address}].",
+)
+@click.option(
+    "--sor-address", help=f"RoutingService listen address [default: {SorSettings().address}]."
 )
 @click.option(
     "--dashboard-address",

@@ -21,6 +21,7 @@ from fillpath.infra.service_process import ServiceProcess, spawn_service
 from fillpath.infra.settings import Settings
 from fillpath.monitor.main import MonitorRuntime, start_monitor
 from fillpath.oms.main import OmsRuntime, start_oms
+from fillpath.sor.main import SorRuntime, start_sor
 
 
 @dataclass(slots=True)
@@ -30,12 +31,16 @@ class EmbeddedPlatform:
 
     oms_address: str
     monitor_address: str = ""
+    sor_address: str = ""
     dashboard_url: str = ""
     oms: OmsRuntime | None = None
     """The OMS when it runs in this process (in-process bus)."""
 
     monitor: MonitorRuntime | None = None
     """The monitor when it runs in this process (in-process bus)."""
+
+    sor: SorRuntime | None = None
+    """The router when it runs in this process (in-process bus)."""
 
     bus: InProcessBus | None = None
 
@@ -52,6 +57,7 @@ class EmbeddedPlatform:
         rows = [
             ("OMS (gRPC)", self.oms_address, "fillpath.v1.OrderManagementService"),
             ("Monitor (gRPC)", self.monitor_address, "fillpath.v1.MonitorService"),
+            ("Router (gRPC)", self.sor_address, "fillpath.v1.RoutingService"),
             ("Dashboard", self.dashboard_url, "live executions, alerts, charts"),
             ("Postgres", settings.postgres.dsn, "embedded" if self.postgres else "external"),
             ("Redis", settings.redis.url, "embedded" if self.redis else "external"),
@@ -73,6 +79,8 @@ class EmbeddedPlatform:
             self.oms.stop()
         if self.monitor is not None:
             self.monitor.stop()
+        if self.sor is not None:
+            self.sor.stop()
         if self.bus is not None:
             self.bus.close()
         for service in reversed(self.processes.values()):
@@ -122,6 +130,10 @@ def start_platform(settings: Settings, *, gateway: VenueGateway | None = None) -
                 settings, settings.postgres.dsn, settings.redis.url, platform.bus
             )
             platform.monitor_address = platform.monitor.address
+            platform.sor = start_sor(
+                settings, settings.postgres.dsn, settings.redis.url, platform.bus
+            )
+            platform.sor_address = platform.sor.address
             if platform.monitor.dashboard is not None:
                 platform.dashboard_url = platform.monitor.dashboard.url
             platform.oms = start_oms(
@@ -157,3 +169,7 @@ def _start_processes(platform: EmbeddedPlatform) -> None:
     )
     platform.monitor_address = monitor.address.split(" ", 1)[0]
     platform.dashboard_url = monitor.address.rsplit("dashboard ", 1)[-1].rstrip(")")
+    platform.processes["Router"] = sor = spawn_service(
+        "fillpath.sor.main", env, log_file=logs / "sor.log"
+    )
+    platform.sor_address = sor.address

@@ -10,19 +10,19 @@ from typing import Any, ClassVar
 import pytest
 
 from fillpath.core.errors import IntegrityError
-from fillpath.core.events import ORDER_EVENT_TYPES
+from fillpath.core.events import EVENT_TYPES
 from fillpath.core.parent_order import ParentOrderSnapshot
 from fillpath.infra.codec import EventCodec, canonical_json, decode, encode
 from tests.factories import accepted_parent, at, child_request, fill, place, sample_events
 
 
 def test_sample_covers_every_event_type() -> None:
-    assert {type(e) for e in sample_events()} == set(ORDER_EVENT_TYPES)
+    assert {type(e) for e in sample_events()} == set(EVENT_TYPES)
 
 
 @pytest.mark.parametrize("event", sample_events(), ids=lambda e: type(e).__name__)
 def test_every_event_survives_the_json_store_form(event: Any) -> None:
-    codec = EventCodec(ORDER_EVENT_TYPES)
+    codec = EventCodec(EVENT_TYPES)
     stored = json.loads(json.dumps(codec.to_payload(event)))
     assert codec.from_payload(type(event).__name__, 1, stored) == event
 

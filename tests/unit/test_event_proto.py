@@ -1,4 +1,4 @@
-"""Order events and their protobuf twins stay the same, field for field."""
+"""Events and their protobuf twins stay the same, field for field."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from fillpath.api.v1 import events_pb2
-from fillpath.core.events import ORDER_EVENT_TYPES
+from fillpath.core.events import EVENT_TYPES
 from fillpath.infra.event_proto import from_proto, payload_field, to_proto
 from tests.factories import sample_events
 
@@ -24,7 +24,7 @@ def test_every_event_round_trips_through_its_proto_message(event: Any) -> None:
 def test_every_event_type_has_a_place_in_the_envelope() -> None:
     fields = events_pb2.EventEnvelope.DESCRIPTOR.oneofs_by_name["payload"].fields
     names = {f.name for f in fields}
-    assert {payload_field(cls.__name__) for cls in ORDER_EVENT_TYPES} <= names
+    assert {payload_field(cls.__name__) for cls in EVENT_TYPES} <= names
 
 
 def test_unset_optional_fields_come_back_as_none() -> None:

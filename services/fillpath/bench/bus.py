@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fillpath.bench.stats import Samples
-from fillpath.core.events import ORDER_EVENT_TYPES, OrderCancelRequested
+from fillpath.core.events import EVENT_TYPES, OrderCancelRequested
 from fillpath.infra.bus import ORDERS_TOPIC, Bus, BusMessage, InProcessBus, topic_of
 from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
@@ -133,7 +133,7 @@ def _measure(
 ) -> dict[str, Any]:
     with _database(server, f"bench_{name}") as dsn:
         pool = open_pool(dsn, 4 + _WRITERS, name=f"bench-{name}")
-        store = PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
+        store = PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock())
         notifier = PositionNotifier(dsn).start()
         bus = make_bus()
         relay = None

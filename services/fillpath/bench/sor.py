@@ -20,7 +20,7 @@ from rich.table import Table
 
 from fillpath.bench.stats import Samples
 from fillpath.sor import reference
-from fillpath.sor.kernel import allocate
+from fillpath.sor.kernel import Request, decide
 from fillpath.sor.state import DARK, DEPTH, empty_state
 
 _TICK = 10_000_000
@@ -54,13 +54,13 @@ def market(venues: int, dark: int, rng: np.random.Generator) -> np.ndarray:
     return state
 
 
-def requests(count: int, rng: np.random.Generator) -> list[reference.Request]:
+def requests(count: int, rng: np.random.Generator) -> list[Request]:
     out = []
     for _ in range(count):
         side = int(rng.choice([1, -1]))
         limited = rng.random() < 0.5
         out.append(
-            reference.Request(
+            Request(
                 side=side,
                 quantity=int(rng.integers(1, 201)) * _LOT,
                 limit=_MID + side * int(rng.integers(0, 4)) * _TICK if limited else 0,
@@ -77,14 +77,6 @@ def requests(count: int, rng: np.random.Generator) -> list[reference.Request]:
     return out
 
 
-def _kernel_call(state: np.ndarray, eligible: np.ndarray, adjust: np.ndarray,
-                 r: reference.Request, out: np.ndarray) -> float:  # fmt: skip
-    return allocate(
-        state, eligible, adjust, r.side, r.quantity, r.limit, r.tick, r.lot, r.max_venues,
-        r.allow_rest, r.w_fee, r.w_latency, r.w_markout, r.miss_bps, out,
-    )  # fmt: skip
-
-
 def run_sor_bench(
     console: Console, *, venues: int, decisions: int, seed: int, as_json: bool
 ) -> dict[str, Any]:
@@ -95,16 +87,17 @@ def run_sor_bench(
     eligible = np.ones(venues, dtype=np.bool_)
     adjust = np.zeros(venues)
     out = np.zeros(2 * venues, dtype=np.int64)
+    spend = np.zeros(2 * venues)
     with console.status("compiling the routing kernel (cached after the first run)…"):
         t0 = time.perf_counter()
-        _kernel_call(state, eligible, adjust, stream[0], out)
+        decide(state, eligible, adjust, stream[0], out, spend)
         compile_s = time.perf_counter() - t0
     kernel, python = Samples(), Samples()
     routed = 0
     with console.status(f"{decisions:,} decisions in the kernel…"):
         for r in stream:
             t0 = time.perf_counter_ns()
-            _kernel_call(state, eligible, adjust, r, out)
+            decide(state, eligible, adjust, r, out, spend)
             kernel.add((time.perf_counter_ns() - t0) / 1e9)
             routed += int(out.sum())
     baseline = stream[: min(300, decisions)]

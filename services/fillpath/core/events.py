@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from fillpath.core.enums import LiquidityFlag, RejectCode
 from fillpath.core.price import Price
+from fillpath.core.routing import ROUTING_EVENT_TYPES
 from fillpath.core.terms import OrderTerms
 
 
@@ -162,3 +163,6 @@ ORDER_EVENT_TYPES: tuple[type[OrderEvent], ...] = (
     OrderPartiallyFilled,
     OrderFilled,
 )
+
+EVENT_TYPES: tuple[type, ...] = (*ORDER_EVENT_TYPES, *ROUTING_EVENT_TYPES)
+"""Every event type the shared event log holds: the order events and the routing decisions."""

@@ -106,6 +106,33 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SorSettings:
+    address: str = "127.0.0.1:50071"
+    """Where the smart order router's gRPC server (RoutingService) listens."""
+
+    leakage_guard: bool = True
+    """Guard dark orders against information leakage: randomised ping sizes, a cool-down per
+    pool and order, and no pings to pools whose fills are followed by adverse moves."""
+
+    dark_cooldown: float = 2.0
+    """Seconds a dark pool rests for an order after it was pinged for it (with the guard on)."""
+
+    adverse_markout_bps: float = 2.0
+    """A dark pool whose fills are followed by a move against us of more than this (mean
+    markout, bps) is not pinged (with the guard on)."""
+
+    collar_bps: int = 1_000
+    """A limit price further than this from the mid (bps) is refused as a likely error."""
+
+    breaker_failures: int = 3
+    """Consecutive failures (no acknowledgement within the venue's latency budget, or a venue
+    reject) that take a venue out of routing."""
+
+    breaker_cooldown: float = 5.0
+    """Seconds an open circuit waits before one probe order may go to the venue again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     """Where the embedded Postgres and Redis keep their data."""
@@ -119,6 +146,7 @@ class Settings:
     oms: OmsSettings = field(default_factory=OmsSettings)
     lab: LabSettings = field(default_factory=LabSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    sor: SorSettings = field(default_factory=SorSettings)
 
     trace_to_console: bool = False
     """Print finished trace spans to stdout (debugging)."""
@@ -158,6 +186,15 @@ class Settings:
                 webhook=get("MONITOR_WEBHOOK"),
                 check_interval=float(get("MONITOR_CHECK_INTERVAL", "1.0")),
             ),
+            sor=SorSettings(
+                address=get("SOR_ADDRESS", "127.0.0.1:50071"),
+                leakage_guard=get("SOR_LEAKAGE_GUARD", "1") in ("1", "true", "yes"),
+                dark_cooldown=float(get("SOR_DARK_COOLDOWN", "2.0")),
+                adverse_markout_bps=float(get("SOR_ADVERSE_MARKOUT_BPS", "2.0")),
+                collar_bps=int(get("SOR_COLLAR_BPS", "1000")),
+                breaker_failures=int(get("SOR_BREAKER_FAILURES", "3")),
+                breaker_cooldown=float(get("SOR_BREAKER_COOLDOWN", "5.0")),
+            ),
             trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),
         )
 
@@ -186,6 +223,13 @@ class Settings:
             "MONITOR_HTTP_ADDRESS": self.monitor.http_address,
             "MONITOR_WEBHOOK": self.monitor.webhook,
             "MONITOR_CHECK_INTERVAL": str(self.monitor.check_interval),
+            "SOR_ADDRESS": self.sor.address,
+            "SOR_LEAKAGE_GUARD": "1" if self.sor.leakage_guard else "0",
+            "SOR_DARK_COOLDOWN": str(self.sor.dark_cooldown),
+            "SOR_ADVERSE_MARKOUT_BPS": str(self.sor.adverse_markout_bps),
+            "SOR_COLLAR_BPS": str(self.sor.collar_bps),
+            "SOR_BREAKER_FAILURES": str(self.sor.breaker_failures),
+            "SOR_BREAKER_COOLDOWN": str(self.sor.breaker_cooldown),
             "TRACE_CONSOLE": "1" if self.trace_to_console else "",
         }
         if self.config_dir is not None:

@@ -19,7 +19,7 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from fillpath.core.clock import Clock
-from fillpath.core.events import ORDER_EVENT_TYPES
+from fillpath.core.events import EVENT_TYPES
 from fillpath.core.venues import VenueGateway
 from fillpath.infra.bus import ORDERS_TOPIC, Bus, topic_of
 from fillpath.infra.clock import SystemClock
@@ -48,7 +48,7 @@ log = logging.getLogger("fillpath.oms")
 
 
 def order_codec() -> EventCodec:
-    return EventCodec(ORDER_EVENT_TYPES)
+    return EventCodec(EVENT_TYPES)
 
 
 @dataclass(slots=True)

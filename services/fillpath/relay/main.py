@@ -18,7 +18,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from fillpath.core.events import ORDER_EVENT_TYPES
+from fillpath.core.events import EVENT_TYPES
 from fillpath.infra.bus import Bus, topic_of
 from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
@@ -57,7 +57,7 @@ def start_relay(
     """Publishes every event after the relay's checkpoint to `bus`, then follows new ones."""
     migrate(pg_dsn, [EVENT_STORE_MIGRATIONS])
     pool = open_pool(pg_dsn, 2, name="relay")
-    store = PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
+    store = PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock())
     notifier = PositionNotifier(pg_dsn).start()
     relay = OutboxRelay(
         pool,

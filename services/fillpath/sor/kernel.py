@@ -32,6 +32,7 @@ is fillpath.sor.reference; tests hold the two to the same allocation.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -47,6 +48,23 @@ MAX_BLOCKS = 64
 # Sources of venue v: 2v takes liquidity (lit), 2v + 1 rests (lit) or pings (dark).
 TAKE = 0
 REST = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """One decision's parameters (prices and tick in nanos; `limit` 0 = none)."""
+
+    side: int
+    quantity: int
+    limit: int = 0
+    tick: int = 1
+    lot: int = 1
+    max_venues: int = 0
+    allow_rest: bool = True
+    w_fee: float = 1.0
+    w_latency: float = 0.0
+    w_markout: float = 1.0
+    miss_bps: float = 10.0
 
 
 class Pricing(NamedTuple):
@@ -186,13 +204,15 @@ def allocate(
     w_markout: float,
     miss_bps: float,
     out: np.ndarray,
+    spend: np.ndarray,
 ) -> float:
-    """Fills `out` (int64, 2 per venue: take, rest/ping) with shares per source; returns the
-    expected cost of the allocated shares in bps·shares, or NaN when there is no two-sided
-    market to price against (out stays zero). `limit` 0 = none; `adjust_bps` adds to every
-    source of a venue (preferences)."""
+    """Fills `out` (int64, 2 per venue: take, rest/ping) with shares per source and `spend`
+    (float64, the same shape) with their expected cost in bps·shares; returns the total, or
+    NaN when there is no two-sided market to price against (both stay zero). `limit` 0 = none;
+    `adjust_bps` adds to every source of a venue (preferences)."""
     venues = len(state)
     out[:] = 0
+    spend[:] = 0.0
     bid, ask = touches(state)
     if bid <= 0 or ask <= 0:
         return math.nan
@@ -240,6 +260,7 @@ def allocate(
         if best < 0:
             break
         out[best] += amount[best]
+        spend[best] += cost[best] * amount[best]
         total += cost[best] * amount[best]
         remaining -= amount[best]
         if not used[best // 2]:
@@ -275,3 +296,18 @@ def _next_block(
         return math.inf, 0
     at = out[s] + size / 2.0
     return _cost(state, s, at, p) + adjust_bps[s // 2], size
+
+
+def decide(
+    state: np.ndarray,
+    eligible: np.ndarray,
+    adjust_bps: np.ndarray,
+    r: Request,
+    out: np.ndarray,
+    spend: np.ndarray,
+) -> float:
+    """`allocate` with the parameters of `r`."""
+    return allocate(
+        state, eligible, adjust_bps, r.side, r.quantity, r.limit, r.tick, r.lot, r.max_venues,
+        r.allow_rest, r.w_fee, r.w_latency, r.w_markout, r.miss_bps, out, spend,
+    )  # fmt: skip

@@ -8,41 +8,27 @@ operations, so the two agree share for share.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from fillpath.sor.kernel import BPS, MAX_BLOCKS, NANOS
+from fillpath.sor.kernel import BPS, MAX_BLOCKS, NANOS, Request
 from fillpath.sor.state import DARK
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
-    side: int
-    quantity: int
-    limit: int = 0
-    tick: int = 1
-    lot: int = 1
-    max_venues: int = 0
-    allow_rest: bool = True
-    w_fee: float = 1.0
-    w_latency: float = 0.0
-    w_markout: float = 1.0
-    miss_bps: float = 10.0
 
 
 def allocate(
     state: np.ndarray, eligible: list[bool], adjust_bps: list[float], r: Request
-) -> tuple[list[int], float]:
-    """(shares per source — take, rest/ping per venue — and the expected cost in bps·shares)."""
+) -> tuple[list[int], list[float], float]:
+    """Shares per source (take, rest/ping per venue), their expected cost in bps·shares, and
+    the total."""
     venues = [_venue(row) for row in state]
     out = [0] * (2 * len(venues))
+    spend = [0.0] * len(out)
     lit = [v for v in venues if v["kind"] != DARK]
     bids = [v["bid_px"][0] for v in lit if v["bid_qty"][0] > 0]
     asks = [v["ask_px"][0] for v in lit if v["ask_qty"][0] > 0]
     if not bids or not asks:
-        return out, math.nan
+        return out, spend, math.nan
     mid = (max(bids) + min(asks)) / 2.0
     side, lot = r.side, r.lot
     limit = r.limit
@@ -137,9 +123,10 @@ def allocate(
             break
         c, s, size = best
         out[s] += size
+        spend[s] += c * size
         total += c * size
         remaining -= size
-    return out, total
+    return out, spend, total
 
 
 def _venue(row: np.void) -> dict[str, Any]:

@@ -13,21 +13,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fillpath.sor import reference
-from fillpath.sor.kernel import allocate
+from fillpath.sor.kernel import Request, decide
 from fillpath.sor.state import DARK, DEPTH, LIT, empty_state
 
 TICK = 10_000_000  # one cent in nanos
 MID = 100_000_000_000  # 100.00
 
 
-def _run(state: np.ndarray, eligible: list[bool], adjust: list[float], r: reference.Request):
+def _run(state: np.ndarray, eligible: list[bool], adjust: list[float], r: Request):
     out = np.zeros(2 * len(state), dtype=np.int64)
-    total = allocate(
-        state, np.array(eligible, dtype=np.bool_), np.array(adjust, dtype=np.float64),
-        r.side, r.quantity, r.limit, r.tick, r.lot, r.max_venues, r.allow_rest,
-        r.w_fee, r.w_latency, r.w_markout, r.miss_bps, out,
-    )  # fmt: skip
-    return out, total
+    spend = np.zeros(2 * len(state))
+    eligible_array = np.array(eligible, dtype=np.bool_)
+    total = decide(state, eligible_array, np.array(adjust, dtype=np.float64), r, out, spend)
+    return out, spend, total
 
 
 @st.composite
@@ -71,11 +69,11 @@ def _state(rows: list[dict[str, Any]]) -> np.ndarray:
 
 
 @st.composite
-def cases(draw: Any) -> tuple[np.ndarray, list[bool], list[float], reference.Request]:
+def cases(draw: Any) -> tuple[np.ndarray, list[bool], list[float], Request]:
     rows = draw(st.lists(venue_rows(), min_size=1, max_size=8))
     lot = draw(st.sampled_from([1, 100]))
     limit = draw(st.one_of(st.just(0), st.integers(MID - 8 * TICK, MID + 8 * TICK)))
-    request = reference.Request(
+    request = Request(
         side=draw(st.sampled_from([1, -1])),
         quantity=lot * draw(st.integers(1, 400)),
         limit=limit,
@@ -98,10 +96,13 @@ def cases(draw: Any) -> tuple[np.ndarray, list[bool], list[float], reference.Req
 def test_the_kernel_allocates_exactly_as_the_reference(case: tuple) -> None:
     state, eligible, adjust, request = case
 
-    out, total = _run(state, eligible, adjust, request)
-    expected, expected_total = reference.allocate(state, eligible, adjust, request)
+    out, spend, total = _run(state, eligible, adjust, request)
+    expected, expected_spend, expected_total = reference.allocate(state, eligible, adjust, request)
 
     assert out.tolist() == expected
+    assert spend.tolist() == pytest.approx(expected_spend, rel=1e-12, abs=1e-9)
+    if not math.isnan(total):
+        assert spend.sum() == pytest.approx(total, rel=1e-12, abs=1e-9)
     if math.isnan(expected_total):
         assert math.isnan(total)
     else:
@@ -113,7 +114,7 @@ def test_the_kernel_allocates_exactly_as_the_reference(case: tuple) -> None:
 def test_an_allocation_keeps_every_promise(case: tuple) -> None:
     state, eligible, adjust, r = case
 
-    out, _ = _run(state, eligible, adjust, r)
+    out, _, _ = _run(state, eligible, adjust, r)
 
     assert out.sum() <= r.quantity
     assert (out % r.lot == 0).all()
@@ -152,9 +153,9 @@ def _two_lit_venues() -> np.ndarray:
 
 def test_an_urgent_buy_sweeps_in_order_of_all_in_price() -> None:
     state = _two_lit_venues()
-    request = reference.Request(side=1, quantity=1_500, lot=100, tick=TICK, miss_bps=50.0)
+    request = Request(side=1, quantity=1_500, lot=100, tick=TICK, miss_bps=50.0)
 
-    out, total = _run(state, [True, True], [0.0, 0.0], request)
+    out, _, total = _run(state, [True, True], [0.0, 0.0], request)
 
     # Both venues show 500 at 100.01 (1 bp over the mid) and 500 at 100.02 (2 bp). All in:
     # venue 1's first level 0.95 bp (its rebate), venue 0's first 1.3 bp (its fee), venue 1's
@@ -170,9 +171,9 @@ def test_an_urgent_buy_sweeps_in_order_of_all_in_price() -> None:
 def test_nothing_is_routed_without_a_two_sided_market() -> None:
     state = _two_lit_venues()
     state["ask_qty"] = 0
-    request = reference.Request(side=1, quantity=100, tick=TICK)
+    request = Request(side=1, quantity=100, tick=TICK)
 
-    out, total = _run(state, [True, True], [0.0, 0.0], request)
+    out, _, total = _run(state, [True, True], [0.0, 0.0], request)
 
     assert math.isnan(total)
     assert out.sum() == 0

@@ -869,6 +869,7 @@ class RouteAllocation(_message.Message):
     POST_ONLY_FIELD_NUMBER: _builtins.int
     MIN_QUANTITY_FIELD_NUMBER: _builtins.int
     EXPECTED_COST_BPS_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     venue: _builtins.str
     quantity: _builtins.int
     order_type: _common_pb2.OrderType.ValueType
@@ -877,6 +878,11 @@ class RouteAllocation(_message.Message):
     post_only: _builtins.bool
     min_quantity: _builtins.int
     expected_cost_bps: _builtins.float
+    """Expected all-in cost of these shares, bps of the mid (+ = cost), as the router priced them."""
+    source: _builtins.str
+    """How the shares are worked: "take" (cross the spread), "rest" (post at the near touch) or
+    "ping" (a dark pool at the midpoint).
+    """
     def __init__(
         self,
         *,
@@ -888,10 +894,11 @@ class RouteAllocation(_message.Message):
         post_only: _builtins.bool = ...,
         min_quantity: _builtins.int = ...,
         expected_cost_bps: _builtins.float = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_limit_price_nanos", b"_limit_price_nanos", "limit_price_nanos", b"limit_price_nanos"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit_price_nanos", b"_limit_price_nanos", "expected_cost_bps", b"expected_cost_bps", "limit_price_nanos", b"limit_price_nanos", "min_quantity", b"min_quantity", "order_type", b"order_type", "post_only", b"post_only", "quantity", b"quantity", "time_in_force", b"time_in_force", "venue", b"venue"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit_price_nanos", b"_limit_price_nanos", "expected_cost_bps", b"expected_cost_bps", "limit_price_nanos", b"limit_price_nanos", "min_quantity", b"min_quantity", "order_type", b"order_type", "post_only", b"post_only", "quantity", b"quantity", "source", b"source", "time_in_force", b"time_in_force", "venue", b"venue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__limit_price_nanos: _TypeAlias = _typing.Literal["limit_price_nanos"]  # noqa: Y015
     _WhichOneofArgType__limit_price_nanos: _TypeAlias = _typing.Literal["_limit_price_nanos", b"_limit_price_nanos"]  # noqa: Y015
@@ -901,7 +908,29 @@ Global___RouteAllocation: _TypeAlias = RouteAllocation  # noqa: Y015
 
 @_typing.final
 class RoutingDecision(_message.Message):
+    """A routing decision, with what it was decided from: the audit record of best execution."""
+
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ExcludedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     DECISION_ID_FIELD_NUMBER: _builtins.int
     ORDER_ID_FIELD_NUMBER: _builtins.int
@@ -912,6 +941,13 @@ class RoutingDecision(_message.Message):
     MODE_FIELD_NUMBER: _builtins.int
     ALLOCATIONS_FIELD_NUMBER: _builtins.int
     RATIONALE_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    BID_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    ASK_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    EXPECTED_COST_BPS_FIELD_NUMBER: _builtins.int
+    EXCLUDED_FIELD_NUMBER: _builtins.int
+    MISS_COST_BPS_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     order_id: _builtins.str
     symbol: _builtins.str
@@ -919,10 +955,23 @@ class RoutingDecision(_message.Message):
     quantity: _builtins.int
     mode: _builtins.str
     rationale: _builtins.str
+    urgency: _common_pb2.Urgency.ValueType
+    limit_price_nanos: _builtins.int
+    bid_price_nanos: _builtins.int
+    """The consolidated best bid and offer the decision was priced against."""
+    ask_price_nanos: _builtins.int
+    expected_cost_bps: _builtins.float
+    """Expected all-in cost of the allocated shares, bps of the mid."""
+    miss_cost_bps: _builtins.float
+    """The price of a share left unfilled now that the urgency set, bps."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def allocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___RouteAllocation]: ...
+    @_builtins.property
+    def excluded(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Venues left out of this decision, and why (excluded, disabled, circuit open, cool-down…)."""
+
     def __init__(
         self,
         *,
@@ -935,12 +984,21 @@ class RoutingDecision(_message.Message):
         mode: _builtins.str = ...,
         allocations: _abc.Iterable[Global___RouteAllocation] | None = ...,
         rationale: _builtins.str = ...,
+        urgency: _common_pb2.Urgency.ValueType = ...,
+        limit_price_nanos: _builtins.int | None = ...,
+        bid_price_nanos: _builtins.int = ...,
+        ask_price_nanos: _builtins.int = ...,
+        expected_cost_bps: _builtins.float = ...,
+        excluded: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        miss_cost_bps: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit_price_nanos", b"_limit_price_nanos", "limit_price_nanos", b"limit_price_nanos", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "decision_id", b"decision_id", "mode", b"mode", "occurred_at", b"occurred_at", "order_id", b"order_id", "quantity", b"quantity", "rationale", b"rationale", "side", b"side", "symbol", b"symbol"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit_price_nanos", b"_limit_price_nanos", "allocations", b"allocations", "ask_price_nanos", b"ask_price_nanos", "bid_price_nanos", b"bid_price_nanos", "decision_id", b"decision_id", "excluded", b"excluded", "expected_cost_bps", b"expected_cost_bps", "limit_price_nanos", b"limit_price_nanos", "miss_cost_bps", b"miss_cost_bps", "mode", b"mode", "occurred_at", b"occurred_at", "order_id", b"order_id", "quantity", b"quantity", "rationale", b"rationale", "side", b"side", "symbol", b"symbol", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__limit_price_nanos: _TypeAlias = _typing.Literal["limit_price_nanos"]  # noqa: Y015
+    _WhichOneofArgType__limit_price_nanos: _TypeAlias = _typing.Literal["_limit_price_nanos", b"_limit_price_nanos"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit_price_nanos) -> _WhichOneofReturnType__limit_price_nanos | None: ...
 
 Global___RoutingDecision: _TypeAlias = RoutingDecision  # noqa: Y015
 
