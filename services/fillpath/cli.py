@@ -437,10 +437,20 @@ def bench_monitor(rate: int, fills: int, as_json: bool) -> None:
               help="Venues in the market (a sixth of them dark pools).")  # fmt: skip
 @click.option("--decisions", type=click.IntRange(100, 10**7), default=20_000, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--rate", type=click.IntRange(1, 10_000), default=1_000, show_default=True,
+              help="Route calls per second offered through gRPC.")  # fmt: skip
+@click.option("--duration", type=click.FloatRange(0, 600), default=10.0, show_default=True,
+              help="Seconds of gRPC load for Route and for the echo; 0: skip it.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-def bench_sor(venues: int, decisions: int, seed: int, as_json: bool) -> None:
-    """In-kernel routing decision time, p50/p99, beside the pure-Python reference."""
-    run_sor_bench(console, venues=venues, decisions=decisions, seed=seed, as_json=as_json)
+def bench_sor(
+    venues: int, decisions: int, seed: int, rate: int, duration: float, as_json: bool
+) -> None:
+    """Routing decision time: in the kernel (beside the pure-Python reference) and through
+    gRPC Route (beside a bare gRPC echo), p50/p99."""
+    run_sor_bench(
+        console, venues=venues, decisions=decisions, seed=seed, rate=rate, duration=duration,
+        as_json=as_json,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

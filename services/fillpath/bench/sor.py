@@ -1,4 +1,4 @@
-"""`fillpath bench sor`: how long the router takes to decide.
+"""`fillpath bench sor`: how long the router takes to decide, in the kernel and through gRPC.
 
 In-kernel decision time: the routing kernel (fillpath.sor.kernel) on a market of 24 venues (20
 lit with five levels a side, 4 dark pools), for a seeded stream of slices of 100 to 20,000
@@ -6,19 +6,34 @@ shares, buys and sells, with and without a limit, urgencies from patient to urge
 call timed on its own. The baseline, in the same run: the plain-Python reference
 (fillpath.sor.reference) deciding the first few hundred of the same slices — what the kernel
 buys.
+
+Through gRPC: RoutingService as it is deployed (`python -m fillpath.sor.main`'s `start_sor`, via
+fillpath.bench.sor_server, on the same market of 24 venues), every Route a new decision that is
+appended to embedded Postgres (synchronous commit) before it is answered, at a fixed offered
+rate from ghz. Beside it, in the same run and driven the same way, the bare gRPC echo
+(fillpath.bench.echo, one process per core: the router runs in one).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from fillpath.api.v1 import diagnostics_pb2, routing_pb2
+from fillpath.bench.loadgen import GHZ_VERSION, ghz_binary, protoset_file, run_ghz
 from fillpath.bench.stats import Samples
+from fillpath.infra.postgres.embedded import start_embedded_postgres
+from fillpath.infra.redis.embedded import start_embedded_redis
+from fillpath.infra.service_process import spawn_service
 from fillpath.sor import reference
 from fillpath.sor.kernel import Request, decide
 from fillpath.sor.state import DARK, DEPTH, empty_state
@@ -77,8 +92,79 @@ def requests(count: int, rng: np.random.Generator) -> list[Request]:
     return out
 
 
+_ROUTE = json.dumps(
+    {
+        "order_id": "bench-{{.RequestNumber}}",
+        "symbol": "ACME",
+        "side": "SIDE_BUY",
+        "quantity": 5_000,
+        "urgency": "URGENCY_MEDIUM",
+        "allow_dark": True,
+    }
+)
+_ECHO = json.dumps({"payload": "Zmlsb3BhdGg="})
+
+
+def _grpc_latency(
+    console: Console, *, venues: int, seed: int, rate: int, duration: float
+) -> dict[str, Any]:
+    """Route and echo latency at `rate` calls/s for `duration` s each, after a warm-up."""
+    with console.status(f"building the load generator (ghz {GHZ_VERSION}, first run only)…"):
+        ghz_binary()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="fillpath-bench-sor-") as scratch:
+        root = Path(scratch)
+        config = root / "config"
+        config.mkdir()
+        for name in ("instruments.yaml", "accounts.yaml"):
+            shutil.copy(str(files("fillpath") / "defaults" / name), config / name)
+        with console.status("starting embedded Postgres, Redis, the router and the echo…"):
+            postgres = start_embedded_postgres(root / "postgres")
+            redis = start_embedded_redis(root / "redis")
+            env = {
+                "FILLPATH_PG_DSN": postgres.dsn,
+                "FILLPATH_REDIS_URL": redis.url,
+                "FILLPATH_SOR_ADDRESS": "127.0.0.1:0",
+                "FILLPATH_CONFIG_DIR": str(config),
+                "FILLPATH_BENCH_VENUES": str(venues),
+                "FILLPATH_BENCH_SEED": str(seed),
+            }
+            router = spawn_service("fillpath.bench.sor_server", env, log_file=root / "sor.log")
+            echo = spawn_service("fillpath.bench.echo", {}, log_file=root / "echo.log")
+        try:
+            calls = int(rate * duration)
+            with protoset_file([routing_pb2.DESCRIPTOR, diagnostics_pb2.DESCRIPTOR]) as protoset:
+                for name, address, method, data in (
+                    ("echo", echo.address, "fillpath.v1.EchoService.Echo", _ECHO),
+                    ("route", router.address, "fillpath.v1.RoutingService.Route", _ROUTE),
+                ):
+                    with console.status(f"{name}: warming up, then {rate}/s for {duration:g}s…"):
+                        run_ghz(protoset, address, method, data, rate=rate, calls=min(calls, rate))
+                        load = run_ghz(protoset, address, method, data, rate=rate, calls=calls)
+                    results[name] = {
+                        "rate_per_s": rate,
+                        "rate_achieved_per_s": round(load.rate_achieved, 1),
+                        **load.samples.summary_ms(),
+                    }
+        finally:
+            echo.stop()
+            router.stop()
+            redis.stop()
+            postgres.stop()
+    results["ratio_p50"] = results["route"]["p50_ms"] / results["echo"]["p50_ms"]
+    results["ratio_p99"] = results["route"]["p99_ms"] / results["echo"]["p99_ms"]
+    return results
+
+
 def run_sor_bench(
-    console: Console, *, venues: int, decisions: int, seed: int, as_json: bool
+    console: Console,
+    *,
+    venues: int,
+    decisions: int,
+    seed: int,
+    rate: int,
+    duration: float,
+    as_json: bool,
 ) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     dark = max(1, venues // 6)
@@ -118,6 +204,9 @@ def run_sor_bench(
         "python_reference_decision": in_us(p, "p50", "p99"),
         "ratio_p50": p["p50_ms"] / k["p50_ms"],
         "compile_or_load_s": compile_s,
+        "grpc": _grpc_latency(console, venues=venues, seed=seed, rate=rate, duration=duration)
+        if duration > 0
+        else None,
         "setup": {"venues": venues, "dark_pools": dark, "seed": seed, "shares_routed": routed},
     }
     if as_json:
@@ -138,4 +227,25 @@ def run_sor_bench(
     table.add_row("ratio Python / numba (p50)", f"{figures['ratio_p50']:.0f}×", "", "", "")
     console.print(table)
     console.print(f"compile or load the kernel (once): {compile_s:.2f} s")
+    if figures["grpc"] is not None:
+        _print_grpc(console, figures["grpc"], venues)
     return figures
+
+
+def _print_grpc(console: Console, grpc: dict[str, Any], venues: int) -> None:
+    table = Table(
+        title=f"RoutingService.Route vs bare gRPC echo at {grpc['route']['rate_per_s']:,}/s, "
+        f"same run ({venues} venues; each decision durable in Postgres before the answer)",
+        title_justify="left",
+        header_style="bold",
+    )
+    for column in ("", "p50 ms", "p99 ms", "max ms", "calls", "errors", "achieved /s"):
+        table.add_column(column, justify="left" if not column else "right")
+    for label, key in (("bare gRPC echo", "echo"), ("Route", "route")):
+        f = grpc[key]
+        table.add_row(label, f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{f['max_ms']:.2f}",
+                      f"{f['count']:,}", str(f["errors"]),
+                      f"{f['rate_achieved_per_s']:,.0f}")  # fmt: skip
+    table.add_row("ratio Route / echo", f"{grpc['ratio_p50']:.2f}×", f"{grpc['ratio_p99']:.2f}×",
+                  "", "", "", "")  # fmt: skip
+    console.print(table)
