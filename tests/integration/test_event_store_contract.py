@@ -15,7 +15,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from fillpath.core.errors import ConcurrencyConflict
-from fillpath.core.events import ORDER_EVENT_TYPES, OrderAccepted, OrderCancelRequested
+from fillpath.core.events import EVENT_TYPES, OrderAccepted, OrderCancelRequested
 from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
 from fillpath.infra.event_store import GENESIS_HASH, CommandContext, EventStore, SnapshotWrite
@@ -163,10 +163,10 @@ class EventStoreContract:
 class TestPostgresEventStore(EventStoreContract):
     @pytest.fixture
     def store(self, pool: ConnectionPool[Any]) -> EventStore:
-        return PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
+        return PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock())
 
     def test_stored_hashes_verify_from_the_raw_rows(self, pool: ConnectionPool[Any]) -> None:
-        store = PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
+        store = PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock())
         store.append("S1", 0, sample_events(), CONTEXT)
         raw = store.read_raw_stream("S1")
         assert raw[0].prev_hash == GENESIS_HASH
@@ -174,7 +174,7 @@ class TestPostgresEventStore(EventStoreContract):
         assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(raw))
 
     def test_events_cannot_be_updated_or_deleted(self, pool: ConnectionPool[Any]) -> None:
-        store = PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
+        store = PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock())
         store.append("S1", 0, [OrderAccepted(order_id="S1", occurred_at=at(0))], CONTEXT)
         for statement in (
             "UPDATE events SET payload = '{}'",
@@ -191,7 +191,7 @@ class TestPostgresEventStore(EventStoreContract):
     def test_an_acknowledged_append_is_visible_to_a_new_connection(
         self, pool: ConnectionPool[Any], pg_dsn: str
     ) -> None:
-        store = PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
+        store = PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock())
         store.append("S1", 0, _events("S1", 2), CONTEXT)
         with psycopg.connect(pg_dsn) as conn:
             assert conn.execute("SELECT count(*) FROM events").fetchone() == (2,)

@@ -12,7 +12,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from fillpath.api.v1 import events_pb2
-from fillpath.core.events import ORDER_EVENT_TYPES, OrderCancelRequested
+from fillpath.core.events import EVENT_TYPES, OrderCancelRequested
 from fillpath.infra.bus import ORDERS_TOPIC, BusMessage, InProcessBus
 from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
@@ -59,7 +59,7 @@ def _orders(_event_type: str) -> str:
 def outbox(pool: ConnectionPool[Any], pg_dsn: str) -> Iterator[Outbox]:
     parts = Outbox(
         pool=pool,
-        store=PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock()),
+        store=PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock()),
         bus=InProcessBus(),
         notifier=PositionNotifier(pg_dsn).start(),
     )
@@ -86,7 +86,7 @@ def test_relay_publishes_every_event_in_position_order_with_its_envelope(outbox:
     assert [m.position for m in received] == [r.position for r in recorded]
     envelope = events_pb2.EventEnvelope.FromString(received[0].payload)
     assert envelope.stream_id == received[0].key == "P0"
-    assert event_of(envelope, {c.__name__: c for c in ORDER_EVENT_TYPES}) == recorded[0].event
+    assert event_of(envelope, {c.__name__: c for c in EVENT_TYPES}) == recorded[0].event
     wait_for(lambda: relay.checkpoint() == received[-1].position)
 
 

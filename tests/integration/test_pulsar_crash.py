@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from psycopg_pool import ConnectionPool
 
-from fillpath.core.events import ORDER_EVENT_TYPES, OrderCancelRequested
+from fillpath.core.events import EVENT_TYPES, OrderCancelRequested
 from fillpath.infra.bus import ORDERS_TOPIC
 from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
@@ -52,7 +52,7 @@ def burst(pool: ConnectionPool[Any]) -> None:
     """TOTAL events in the store, the streams interleaved, and the consumer's tables."""
     with pool.connection() as conn:
         conn.execute(TABLES)
-    store = PostgresEventStore(pool, EventCodec(ORDER_EVENT_TYPES), SystemClock())
+    store = PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock())
     for chunk in range(0, EVENTS_PER_STREAM, 10):
         for s in range(STREAMS):
             events = [
