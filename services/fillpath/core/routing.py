@@ -57,9 +57,5 @@ class RoutingDecision:
 
     rationale: str = ""
 
-    @property
-    def allocated(self) -> int:
-        return sum(a.quantity for a in self.allocations)
-
 
 ROUTING_EVENT_TYPES: tuple[type, ...] = (RoutingDecision,)

@@ -227,11 +227,12 @@ class Router:
         probes: set[str] = set()
         breakers = self.breakers
         guard = self._settings.leakage_guard
+        wall = time.time()
         for i, spec in enumerate(self._book.venues):
             name = spec.name
             dark = spec.kind == DARK
             breaker = breakers.get(name, Breaker())
-            circuit = breaker.state(time.time(), self._settings.breaker_failures)
+            circuit = breaker.state(wall, self._settings.breaker_failures)
             if not spec.enabled:
                 why[name] = "disabled"
             elif name in order.excluded:
