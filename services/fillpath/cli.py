@@ -25,6 +25,7 @@ from fillpath.bench.lab import run_lab_bench
 from fillpath.bench.monitor import run_monitor_bench
 from fillpath.bench.oms import run_oms_bench
 from fillpath.bench.sor import run_sor_bench
+from fillpath.bench.sor_quality import run_sor_quality
 from fillpath.core.errors import FillpathError
 from fillpath.demo import run_demo
 from fillpath.embedded import start_platform
@@ -441,12 +442,23 @@ def bench_monitor(rate: int, fills: int, as_json: bool) -> None:
               help="Route calls per second offered through gRPC.")  # fmt: skip
 @click.option("--duration", type=click.FloatRange(0, 600), default=10.0, show_default=True,
               help="Seconds of gRPC load for Route and for the echo; 0: skip it.")  # fmt: skip
+@click.option("--quality", is_flag=True,
+              help="Instead: routing quality on the market lab, vs a naive router.")  # fmt: skip
+@click.option("--orders", type=click.IntRange(10, 2_000), default=200, show_default=True,
+              help="With --quality: parent orders over the session.")  # fmt: skip
+@click.option("--symbol", default="ACME", show_default=True, help="With --quality: the instrument.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def bench_sor(
-    venues: int, decisions: int, seed: int, rate: int, duration: float, as_json: bool
-) -> None:
+    venues: int, decisions: int, seed: int, rate: int, duration: float, quality: bool,
+    orders: int, symbol: str, as_json: bool,
+) -> None:  # fmt: skip
     """Routing decision time: in the kernel (beside the pure-Python reference) and through
-    gRPC Route (beside a bare gRPC echo), p50/p99."""
+    gRPC Route (beside a bare gRPC echo), p50/p99. With --quality: the all-in cost of the
+    router's executions on the market lab, beside a naive router's and with the dark leakage
+    guard off, measured by the TCA library."""
+    if quality:
+        run_sor_quality(console, symbol=symbol, orders=orders, seed=seed, as_json=as_json)
+        return
     run_sor_bench(
         console, venues=venues, decisions=decisions, seed=seed, rate=rate, duration=duration,
         as_json=as_json,

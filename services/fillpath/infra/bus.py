@@ -95,6 +95,12 @@ class PublisherFenced(Exception):
     """Another publisher has taken over the topics: this one must stop, not retry."""
 
 
+class Publisher(Protocol):
+    def publish(self, messages: Sequence[BusMessage]) -> None:
+        """Publishes `messages` in order; returns when they are safe (see module docstring)."""
+        ...
+
+
 class Bus(Protocol):
     def subscribe(
         self, topic: str, subscription: str, handler: Handler, *, consumers: int = 1

@@ -52,6 +52,7 @@ class VenueConfig:
     order_entry_latency: float  # seconds, one way
     market_data_latency: float
     market_share: float
+    toxicity: float = 1.0  # dark: how strongly informed flow steers the pool's contras
     enabled: bool = True
     preference: int = 50
 
@@ -70,6 +71,7 @@ def venues_from_resources(resources: Sequence[Resource]) -> tuple[VenueConfig, .
         if spec["connection"]["type"] != "simulated" or not spec["enabled"]:
             continue
         fees, latency = spec.get("fees", {}), spec.get("latency", {})
+        simulated = spec["connection"].get("simulated", {})
         venues.append(
             VenueConfig(
                 name=r.name,
@@ -80,7 +82,8 @@ def venues_from_resources(resources: Sequence[Resource]) -> tuple[VenueConfig, .
                 min_quantity=spec["minQuantity"],
                 order_entry_latency=latency.get("orderEntryMicros", 250) / 1e6,
                 market_data_latency=latency.get("marketDataMicros", 150) / 1e6,
-                market_share=spec["connection"].get("simulated", {}).get("marketShare", 0.25),
+                market_share=simulated.get("marketShare", 0.25),
+                toxicity=simulated.get("toxicity", 1.0),
                 enabled=spec["enabled"],
                 preference=spec["preference"],
             )

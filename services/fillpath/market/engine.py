@@ -21,7 +21,8 @@ The model (docs in README "The market lab"):
   times are exact).
 - **Dark pools.** Hidden contra orders arrive over time, rest for a while and cross only against
   our orders, at the consolidated midpoint, never below the pool's minimum quantity. Their side
-  leans on α: contra sellers come just before the price falls — adverse selection.
+  leans on α: contra sellers come just before the price falls — adverse selection, stronger in
+  a pool with a higher toxicity (the venue's `toxicity`).
 - **Our orders** arrive after the venue's order-entry latency, join queues, take, rest, get
   canceled or replaced as on a real exchange, and are reported in the event log.
 
@@ -147,6 +148,7 @@ class Engine(NamedTuple):
     lit_share: np.ndarray  # float64[lit]: cumulative share of background flow per venue
     dark_share: np.ndarray  # float64[dark]: cumulative share of contra arrivals per pool
     dark_min: np.ndarray  # int64[dark]
+    dark_toxicity: np.ndarray  # float64[dark]: how strongly α steers each pool's contras
     bucket_end: np.ndarray  # float64[buckets]: end of each bucket of the volume profile, s
     intensity: np.ndarray  # float64[buckets]: activity in the bucket (mean 1 over the day)
     imp_decay: np.ndarray  # float64[k]: per grid step
@@ -179,6 +181,7 @@ def new_engine(
     imp_tau: np.ndarray,
     imp_weight: np.ndarray,
     levels: int,
+    dark_toxicity: np.ndarray | None = None,
     pool_capacity: int = 1 << 17,
     handles: int = 1 << 14,
     out_capacity: int = 1 << 17,
@@ -192,6 +195,9 @@ def new_engine(
         lit_share=np.asarray(lit_share, dtype=np.float64),
         dark_share=np.asarray(dark_share, dtype=np.float64),
         dark_min=np.asarray(dark_min, dtype=np.int64),
+        dark_toxicity=np.ones(max(dark, 1))
+        if dark_toxicity is None
+        else np.asarray(dark_toxicity, dtype=np.float64),
         bucket_end=np.asarray(bucket_end, dtype=np.float64),
         intensity=np.asarray(intensity, dtype=np.float64),
         imp_decay=np.exp(-fp[F_GRID_DT] / np.asarray(imp_tau, dtype=np.float64)),
@@ -455,7 +461,8 @@ def _market_order(e: Engine, t: float) -> None:
 def _contra_arrives(e: Engine, t: float) -> None:
     fp = e.fp
     pool = _pick(e.dark_share, rng.uniform(e.rng, R_DARK))
-    lean = fp[F_DARK_ADVERSE] * math.tanh(e.st[S_ALPHA] / fp[F_ALPHA_STD])
+    lean = fp[F_DARK_ADVERSE] * e.dark_toxicity[pool] * math.tanh(e.st[S_ALPHA] / fp[F_ALPHA_STD])
+    lean = min(max(lean, -0.5), 0.5)
     side = BUY if rng.uniform(e.rng, R_DARK) < 0.5 + lean else SELL
     qty = (1 + rng.geometric(e.rng, R_DARK, fp[F_DARK_LOTS] - 1.0)) * int(fp[F_LOT])
     qty = max(qty, e.dark_min[pool])

@@ -131,6 +131,7 @@ class MarketLab:
                 lit_share=cumulative_shares(config.lit),
                 dark_share=cumulative_shares(config.dark),
                 dark_min=np.asarray([v.min_quantity for v in config.dark], dtype=np.int64),
+                dark_toxicity=np.asarray([v.toxicity for v in config.dark]),
                 bucket_end=ends,
                 intensity=intensity,
                 imp_tau=np.asarray(IMPACT_TAUS),

@@ -19,7 +19,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from fillpath.api.v1 import common_pb2, events_pb2
-from fillpath.infra.bus import MARKET_DATA_TOPIC, Bus, BusMessage
+from fillpath.infra.bus import MARKET_DATA_TOPIC, BusMessage, Publisher
 from fillpath.market.lab import MarketData, MarketLab
 from fillpath.market.layout import BUY, NO_LEVEL, OUT_QUOTE, OUT_TRADE, SELL
 
@@ -99,7 +99,7 @@ class MarketDataPublisher:
     def __init__(
         self,
         lab: MarketLab,
-        bus: Bus,
+        bus: Publisher,
         *,
         depth_levels: int = 5,
         bar_seconds: float = 60.0,

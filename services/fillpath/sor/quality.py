@@ -8,7 +8,10 @@ What is learned, per instrument × venue, from the order events (the orders topi
   share that found any contra, and the mean quantity they found;
 - passive fill rate: resting shares filled over resting shares placed;
 - adverse selection: the markout of each fill, the move of the mid `MARKOUT_HORIZON` seconds
-  of market time later, against us in bps (+ = adverse), weighted by quantity.
+  of market time later, against us in bps (+ = adverse), weighted by quantity — as the excess
+  over the mean markout of all our fills in the instrument. What is common to every venue (our
+  own impact as we keep trading, the market's drift) is not the venue's doing; what a pool's
+  fills show beyond it is who trades there.
 
 Counts and sums live in Redis hashes (one per symbol) and grow by HINCRBYFLOAT, so every
 replica adds to the same figures, and a restart keeps them. Each figure is shrunk towards a
@@ -75,6 +78,7 @@ def figures(
     latency = np.array([v.latency_us for v in specs])
     min_qty = np.array([max(v.min_qty, lot) for v in specs], dtype=np.float64)
     size_prior = np.maximum(min_qty, PRIOR_DARK_SIZE_LOTS * lot)
+    overall = c["markout_sum"].sum() / max(c["markout_qty"].sum(), 1.0)
     return {
         "latency_us": (c["ack_us"] + PRIOR_LATENCY_WEIGHT * latency)
         / (c["acks"] + PRIOR_LATENCY_WEIGHT),
@@ -84,7 +88,8 @@ def figures(
         / (c["pings"] + PRIOR_DARK_HIT[1]),
         "dark_fill_size": (c["ping_qty"] + PRIOR_DARK_SIZE_WEIGHT * size_prior)
         / (c["hits"] + PRIOR_DARK_SIZE_WEIGHT),
-        "markout_bps": c["markout_sum"] / (c["markout_qty"] + PRIOR_MARKOUT_QTY),
+        "markout_bps": (c["markout_sum"] - overall * c["markout_qty"])
+        / (c["markout_qty"] + PRIOR_MARKOUT_QTY),
         "passive_fill_rate": np.divide(
             c["rest_filled"], c["rest_qty"], out=np.full(len(specs), math.nan),
             where=c["rest_qty"] > 0,
@@ -137,9 +142,10 @@ class QualityStore:
             key.decode().rsplit(":", 1)[1] for key in self._redis.scan_iter(f"{_PREFIX}:stats:*")
         )
 
-    def failure(self, venue: str, threshold: int, cooldown: float) -> int:
+    def failure(self, venue: str, threshold: int, cooldown: float, now: float) -> int:
+        """Counts a failure; at `threshold` the circuit opens until `now` + `cooldown`."""
         key = f"{_PREFIX}:breaker:{venue}"
-        return int(self._failure(keys=[key], args=[threshold, time.time() + cooldown]))
+        return int(self._failure(keys=[key], args=[threshold, now + cooldown]))
 
     def success(self, venue: str) -> None:
         self._redis.hset(f"{_PREFIX}:breaker:{venue}", mapping={"failures": 0, "open_until": 0})
@@ -289,7 +295,7 @@ class Learner:
         del self._children[order_id]
         if rejected:
             self._store.add(child.symbol, child.venue, rejects=1)
-            self._store.failure(child.venue, self._threshold, self._cooldown)
+            self._store.failure(child.venue, self._threshold, self._cooldown, self._clock())
             return
         if child.dark:
             hit = 1 if child.filled > 0 else 0
@@ -332,5 +338,5 @@ class Learner:
             for child in late:
                 child.timed_out = True
         for child in late:
-            self._store.failure(child.venue, self._threshold, self._cooldown)
+            self._store.failure(child.venue, self._threshold, self._cooldown, now)
         return [c.venue for c in late]

@@ -28,7 +28,6 @@ import dataclasses
 import math
 import random
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -85,7 +84,8 @@ class RouteOrder:
 
 @dataclass(slots=True)
 class _Cooldowns:
-    """(order, pool) → when the pool may be pinged for the order again (monotonic seconds)."""
+    """(order, pool) → when the pool may be pinged for the order again (seconds since the epoch,
+    by the router's clock)."""
 
     until: dict[tuple[str, str], float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -113,7 +113,9 @@ class Router:
         seed: int | None = None,
     ) -> None:
         """`claim_probe(venue, ttl)` says whether this decision may send the one probe to a
-        half-open venue. `breakers` is the circuit breakers as last read (by the service)."""
+        half-open venue. `breakers` is the circuit breakers as last read (by the service).
+        `clock` is the time of decisions, cool-downs and breakers: the wall clock in the
+        service, the market lab's in `fillpath bench sor --quality`."""
         self._book = book
         self._instruments = instruments
         self._settings = settings
@@ -227,12 +229,11 @@ class Router:
         probes: set[str] = set()
         breakers = self.breakers
         guard = self._settings.leakage_guard
-        wall = time.time()
         for i, spec in enumerate(self._book.venues):
             name = spec.name
             dark = spec.kind == DARK
             breaker = breakers.get(name, Breaker())
-            circuit = breaker.state(wall, self._settings.breaker_failures)
+            circuit = breaker.state(now, self._settings.breaker_failures)
             if not spec.enabled:
                 why[name] = "disabled"
             elif name in order.excluded:
@@ -270,7 +271,8 @@ class Router:
             raise FailedPrecondition(
                 "NO_MARKET", f"no two-sided market for {order.symbol} yet", symbol=order.symbol
             )
-        now = time.monotonic()
+        at = self._clock()
+        now = at.timestamp()
         eligible, why, probes = self._eligibility(order, state, now)
         if not eligible.any():
             reasons = "; ".join(f"{v}: {r}" for v, r in why.items())
@@ -306,7 +308,7 @@ class Router:
         return RoutingDecision(
             decision_id=uuid.uuid4().hex,
             order_id=order.order_id,
-            occurred_at=self._clock(),
+            occurred_at=at,
             symbol=order.symbol,
             side=order.side or Side.BUY,
             quantity=order.quantity,

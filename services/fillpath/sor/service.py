@@ -54,6 +54,22 @@ class VenueFigures:
     updated_at: datetime
 
 
+def load_learned(
+    book: MarketBook, quality: QualityStore, instruments: dict[str, Instrument]
+) -> dict[str, np.ndarray]:
+    """Writes what every replica has learned (Redis) into `book`; the passive fill rate of each
+    venue, per symbol."""
+    passive = {}
+    symbols = sorted(set(book.symbols()) | set(quality.symbols()))
+    for symbol, counters in quality.counters(symbols).items():
+        instrument = instruments.get(symbol)
+        lot = instrument.lot_size if instrument is not None else 1
+        learned = figures(book.venues, counters, lot)
+        passive[symbol] = learned["passive_fill_rate"]
+        book.set_learned(symbol, learned)
+    return passive
+
+
 class Routing:
     def __init__(
         self,
@@ -110,13 +126,7 @@ class Routing:
     def refresh(self) -> None:
         self.learner.check_timeouts()
         self.router.breakers = self.quality.breakers()
-        symbols = sorted(set(self.book.symbols()) | set(self.quality.symbols()))
-        for symbol, counters in self.quality.counters(symbols).items():
-            instrument = self._instruments.get(symbol)
-            lot = instrument.lot_size if instrument is not None else 1
-            learned = figures(self.book.venues, counters, lot)
-            self._passive_fill[symbol] = learned["passive_fill_rate"]
-            self.book.set_learned(symbol, learned)
+        self._passive_fill = load_learned(self.book, self.quality, self._instruments)
         self._updated = datetime.now(UTC)
 
     def _run(self) -> None:

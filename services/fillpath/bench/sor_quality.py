@@ -1,0 +1,627 @@
+"""`fillpath bench sor --quality`: how well the router routes, on the market lab.
+
+The same parent orders (mixed size and urgency, both sides, spread over one simulated session)
+are executed three times on the same lab session (same seed), each time by a different router:
+
+- **smart**: the Router of `fillpath.sor`, with the dark leakage guard, learning venue quality
+  from its own executions as the service does (the Learner, counters in Redis);
+- **smart, no guard**: the same with `leakage_guard` off;
+- **naive**: everything to the lit venue showing the best price, as one IOC limit deep enough
+  to fill it there — ignoring fees, fill rates and dark pools.
+
+An execution works in rounds: route what is left, place the allocations (child orders kept by
+the OMS's own domain model, `ParentOrder`), wait the urgency's horizon or until every child is
+done, cancel what still works, and route the rest again at high urgency — up to `MAX_ROUNDS`.
+
+Figures, each parent measured by the TCA library (fillpath.monitor.tca) against its arrival
+mid:
+- **all-in cost**: implementation shortfall in bps — price, fees and rebates, and any
+  unfilled remainder at the end mid (notional-weighted mean over the parents);
+- **cheapest-set share**: for each routing round, the ex-post cheapest all-in set is the set of
+  venues that offered the cheapest shares for the round's quantity, with hindsight: every lit
+  venue's true book when the round was decided (price plus taker fee), and the passive and
+  dark fills the round actually got (price plus maker or midpoint fee). Ranking those shares
+  by all-in cost, the round's quantity is reached at a marginal cost c*; the set is every
+  venue with a share at or below c*. The share is the routed quantity that went to a venue in
+  the set — a dark ping that found nothing, or a rest that did not fill, counts against it;
+- **dark adverse selection**: the quantity-weighted 10 s markout of the dark fills (TCA's
+  per-fill markout, positive = the price moved against us after the fill).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fillpath.api.v1 import events_pb2
+from fillpath.core.commands import (
+    CancelOrder,
+    ChildOrderRequest,
+    PlaceChildOrders,
+    SubmitOrder,
+)
+from fillpath.core.enums import ExecType, LiquidityFlag, OrderType, Side, TimeInForce, Urgency
+from fillpath.core.errors import FailedPrecondition
+from fillpath.core.events import OrderEvent
+from fillpath.core.ids import stream_id_of
+from fillpath.core.parent_order import ParentOrder
+from fillpath.core.price import Price
+from fillpath.core.routing import TAKE, RouteAllocation
+from fillpath.core.venues import VenueOrder
+from fillpath.infra.bus import BusMessage
+from fillpath.infra.event_proto import envelope_of
+from fillpath.infra.event_store import EventMetadata, RecordedEvent
+from fillpath.infra.redis.embedded import start_embedded_redis
+from fillpath.infra.reference_data import load_reference_data
+from fillpath.infra.settings import SorSettings
+from fillpath.market.config import LabConfig, lab_parameters
+from fillpath.market.lab import MarketLab, lab_for
+from fillpath.market.layout import BUY, NO_LEVEL, SELL
+from fillpath.market.marketdata import MarketDataPublisher
+from fillpath.monitor.tca import Fills, Quotes, Tape, TcaOrder, order_tca
+from fillpath.sor.market import NANOS, MarketBook
+from fillpath.sor.quality import Learner, QualityStore
+from fillpath.sor.router import HORIZONS, RouteOrder, Router
+from fillpath.sor.service import load_learned
+from fillpath.sor.state import LIT
+from fillpath.sor.venues import load_venue_specs
+
+ARMS = ("smart", "smart, no leakage guard", "naive")
+MAX_ROUNDS = 8
+ACTIVE_STEP = 0.25  # seconds of market time per step while an execution works
+IDLE_STEP = 5.0
+WARM_UP = 300.0  # seconds after the open before the first parent
+MARKOUT = 10.0
+_BPS = 1e4
+
+
+@dataclass(frozen=True, slots=True)
+class Parent:
+    order_id: str
+    side: Side
+    quantity: int
+    urgency: Urgency
+    arrival: float  # seconds since the open
+
+
+def parents(count: int, seed: int, session: float, lot: int) -> list[Parent]:
+    """`count` parents spread evenly over the session: 1 to 100 lots (log-uniform), either
+    side, any urgency."""
+    rng = np.random.default_rng(seed)
+    spacing = (session - 2 * WARM_UP) / count
+    out = []
+    for i in range(count):
+        lots = round(math.exp(rng.uniform(0.0, math.log(100.0))))
+        out.append(
+            Parent(
+                order_id=f"Q{i:04d}",
+                side=Side.BUY if rng.random() < 0.5 else Side.SELL,
+                quantity=lots * lot,
+                urgency=(Urgency.LOW, Urgency.MEDIUM, Urgency.HIGH)[int(rng.integers(3))],
+                arrival=WARM_UP + i * spacing + rng.uniform(0, 0.2 * spacing),
+            )
+        )
+    return out
+
+
+@dataclass(slots=True)
+class _Round:
+    quantity: int  # what was left to route
+    routed: dict[str, int]  # venue → quantity routed
+    units: list[tuple[float, int, str]]  # (all-in bps, shares, venue): the true lit books
+    deadline: float
+
+
+@dataclass(slots=True)
+class _Execution:
+    parent: Parent
+    order: ParentOrder
+    mid: float  # arrival mid, nanos
+    bid: int
+    ask: int
+    rounds: list[_Round] = field(default_factory=list)
+    fills: list[tuple[float, int, int, str, int, str, int]] = field(default_factory=list)
+    # (seconds, quantity, price nanos, liquidity, fee nanos, venue, round)
+    round_of: dict[str, int] = field(default_factory=dict)  # child order id → round
+    canceling: bool = False
+    ended: float | None = None
+
+
+class _Feed:
+    """The lab's market data, as RoutingService folds it (book and learner), and kept for TCA."""
+
+    def __init__(self, lab: MarketLab, book: MarketBook, learner: Learner) -> None:
+        self._open = lab.time_of(0.0).timestamp()
+        self._book = book
+        self._learner = learner
+        self.quotes: list[tuple[float, float, float]] = []  # seconds, bid, ask (currency)
+        self.trades: list[tuple[float, int, float]] = []  # seconds, quantity, price
+
+    def publish(self, messages: Sequence[BusMessage]) -> None:
+        for message in messages:
+            envelope = events_pb2.EventEnvelope.FromString(message.payload)
+            self._book.apply(envelope)
+            self._learner.on_market_data(envelope)
+            kind = envelope.WhichOneof("payload")
+            if kind == "consolidated_quote_updated":
+                q = envelope.consolidated_quote_updated
+                if q.bid_price_nanos > 0 and q.ask_price_nanos > 0:
+                    at = q.exchange_time_unix_nanos / NANOS - self._open
+                    self.quotes.append((at, q.bid_price_nanos / NANOS, q.ask_price_nanos / NANOS))
+            elif kind == "trade_printed":
+                t = envelope.trade_printed
+                at = t.exchange_time_unix_nanos / NANOS - self._open
+                self.trades.append((at, t.quantity, t.price_nanos / NANOS))
+
+
+class _Session:
+    """One arm: a lab session, the router (or the naive one) and the executions."""
+
+    def __init__(
+        self, arm: str, symbol: str, seed: int, redis_url: str, progress: Progress
+    ) -> None:
+        reference = load_reference_data()
+        self.symbol = symbol
+        self.arm = arm
+        self.lab = lab_for(LabConfig(seed=seed), reference.instruments, lab_parameters(), [symbol])
+        self.instrument = reference.instruments[symbol]
+        specs = load_venue_specs(None)
+        self.book = MarketBook(specs)
+        self.quality = QualityStore(_fresh_redis(redis_url), specs)
+        settings = replace(SorSettings(), leakage_guard=arm == ARMS[0])
+        self.learner = Learner(
+            self.quality, self.book, breaker_failures=settings.breaker_failures,
+            breaker_cooldown=settings.breaker_cooldown, clock=self._unix_now,
+        )  # fmt: skip
+        self.router = Router(
+            self.book, reference.instruments, settings, clock=self._time_now, seed=seed
+        )
+        self.feed = _Feed(self.lab, self.book, self.learner)
+        self.publisher = MarketDataPublisher(self.lab, self.feed)
+        self.venues = {v.name: v for v in self.lab.venues}
+        self.executions: dict[str, _Execution] = {}
+        self._child_of: dict[str, _Execution] = {}
+        self._seq = 0
+        self._progress = progress
+
+    # ---- clocks ------------------------------------------------------------------------------
+
+    def _time_now(self) -> datetime:
+        return self.lab.time_of(self.lab.now)
+
+    def _unix_now(self) -> float:
+        return self._time_now().timestamp()
+
+    # ---- the run -----------------------------------------------------------------------------
+
+    def run(self, orders: Sequence[Parent]) -> None:
+        task = self._progress.add_task(self.arm, total=len(orders))
+        pending = sorted(orders, key=lambda p: p.arrival)
+        active: list[_Execution] = []
+        end = self.lab.config.session_seconds
+        now = 0.0
+        while now < end and (pending or active):
+            step = ACTIVE_STEP if active else IDLE_STEP
+            target = min(now + step, end)
+            if pending and not active:
+                target = min(target, max(pending[0].arrival, now + ACTIVE_STEP))
+            self._advance(target)
+            now = target
+            self.router.breakers = self.quality.breakers()
+            load_learned(self.book, self.quality, {self.symbol: self.instrument})
+            while pending and pending[0].arrival <= now:
+                execution = self._start(pending.pop(0))
+                if execution is not None:
+                    active.append(execution)
+            for execution in list(active):
+                if self._work(execution, now):
+                    active.remove(execution)
+                    self._progress.advance(task)
+        for execution in active:
+            execution.ended = now
+        self._progress.update(task, completed=len(orders))
+
+    def _advance(self, until: float) -> None:
+        step = self.lab.advance(until)
+        for data in step.market_data:
+            self.publisher(data)
+        for report in step.reports:
+            execution = self._child_of.get(report.order_id)
+            if execution is None:
+                continue
+            # Recorded when it reached us: the venue's time plus the way back.
+            venue = self.venues[report.venue]
+            assert report.transact_time is not None
+            received = report.transact_time + timedelta(seconds=venue.order_entry_latency)
+            self._learn(execution.order.apply_report(report, received), received)
+            if report.exec_type is ExecType.TRADE and report.last_price is not None:
+                execution.fills.append(
+                    (
+                        (report.transact_time - self.lab.time_of(0.0)).total_seconds(),
+                        report.last_quantity,
+                        report.last_price.nanos,
+                        _LIQUIDITY[report.liquidity],
+                        report.fee_nanos,
+                        report.venue,
+                        execution.round_of[report.order_id],
+                    )
+                )
+
+    def _learn(self, events: Sequence[OrderEvent], at: datetime) -> None:
+        for event in events:
+            self._seq += 1
+            recorded = RecordedEvent(
+                position=self._seq, stream_id=stream_id_of(event.order_id), version=self._seq,
+                event_type=type(event).__name__, schema_version=1, event=event,
+                metadata=EventMetadata(event_id=f"quality-{self._seq}"), recorded_at=at,
+                hash=b"",
+            )  # fmt: skip
+            self.learner.on_order_event(envelope_of(recorded))
+
+    def _start(self, parent: Parent) -> _Execution | None:
+        market = self.book.get(self.symbol)
+        if market is None or market.mid <= 0:
+            return None
+        at = self._time_now()
+        terms = SubmitOrder(
+            client_order_id=parent.order_id, account="DESK-EQ", portfolio="ALPHA",
+            symbol=self.symbol, side=parent.side, order_type=OrderType.MARKET,
+            time_in_force=TimeInForce.DAY, quantity=parent.quantity,
+        ).terms(parent.order_id)  # fmt: skip
+        order, events = ParentOrder.submit(terms, at, None)
+        self._learn(events, at)
+        execution = _Execution(
+            parent=parent, order=order, mid=market.mid, bid=market.bid, ask=market.ask
+        )
+        self.executions[parent.order_id] = execution
+        self._route(execution)
+        return execution
+
+    def _work(self, execution: _Execution, now: float) -> bool:
+        """Moves an execution on; True when it has ended."""
+        order = execution.order
+        live = order.live_children()
+        current = execution.rounds[-1] if execution.rounds else None
+        if live:
+            if current is not None and now >= current.deadline and not execution.canceling:
+                at = self._time_now()
+                for child in live:
+                    self._learn(order.cancel(CancelOrder(order_id=child.order_id), at), at)
+                    self.lab.cancel(child.order_id)
+                execution.canceling = True
+            return False
+        execution.canceling = False
+        if order.parent.leaves_quantity == 0 or len(execution.rounds) >= MAX_ROUNDS:
+            execution.ended = now
+            return True
+        self._route(execution)
+        return False
+
+    # ---- routing -----------------------------------------------------------------------------
+
+    def _route(self, execution: _Execution) -> None:
+        parent = execution.parent
+        leaves = execution.order.parent.leaves_quantity
+        urgency = parent.urgency if not execution.rounds else Urgency.HIGH
+        allocations: Sequence[RouteAllocation]
+        if self.arm == ARMS[2]:
+            allocation = self._naive(parent.side, leaves)
+            allocations = () if allocation is None else (allocation,)
+        else:
+            try:
+                decision = self.router.route(
+                    RouteOrder(
+                        order_id=parent.order_id, symbol=self.symbol, side=parent.side,
+                        quantity=leaves, urgency=urgency, allow_dark=True,
+                    )
+                )  # fmt: skip
+            except FailedPrecondition:
+                return  # no market now: the next step tries again
+            allocations = decision.allocations
+        if not allocations:
+            return
+        market = self.book.get(self.symbol)
+        mid = market.mid if market is not None else execution.mid
+        execution.rounds.append(
+            _Round(
+                quantity=leaves,
+                routed={},
+                units=self._true_book(parent.side, leaves, mid),
+                deadline=self.lab.now + (HORIZONS[urgency] if self.arm != ARMS[2] else 0.0),
+            )
+        )
+        for a in allocations:
+            routed = execution.rounds[-1].routed
+            routed[a.venue] = routed.get(a.venue, 0) + a.quantity
+        self._place(execution, allocations)
+
+    def _place(self, execution: _Execution, allocations: Sequence[RouteAllocation]) -> None:
+        order = execution.order
+        n = len(order.children)
+        command = PlaceChildOrders(
+            parent_order_id=order.order_id,
+            children=tuple(
+                ChildOrderRequest(
+                    client_order_id=f"{order.order_id}-{n + i}", venue=a.venue,
+                    quantity=a.quantity, order_type=a.order_type, time_in_force=a.time_in_force,
+                    limit_price=a.limit_price, post_only=a.post_only,
+                    min_quantity=a.min_quantity,
+                )
+                for i, a in enumerate(allocations)
+            ),
+        )  # fmt: skip
+        at = self._time_now()
+        events = order.place_children(command, at)
+        self._learn(events, at)
+        for event in events:
+            terms = event.terms  # type: ignore[attr-defined]
+            self._child_of[terms.order_id] = execution
+            execution.round_of[terms.order_id] = len(execution.rounds) - 1
+            self.lab.submit(
+                VenueOrder(
+                    order_id=terms.order_id, symbol=terms.symbol, venue=terms.venue,
+                    side=terms.side, quantity=terms.quantity, order_type=terms.order_type,
+                    limit_price=terms.limit_price, time_in_force=terms.time_in_force,
+                    post_only=terms.post_only, min_quantity=terms.min_quantity,
+                )
+            )  # fmt: skip
+
+    def _naive(self, side: Side, quantity: int) -> RouteAllocation | None:
+        """Everything to the lit venue with the best displayed price (the larger size breaks
+        a tie), as an IOC limit at the price its own book reaches for the whole quantity."""
+        state = self.book.snapshot(self.symbol, 1.0)
+        if state is None:
+            return None
+        far = "ask" if side is Side.BUY else "bid"
+        s = 1 if side is Side.BUY else -1
+        quoting = [
+            (s * int(row[f"{far}_px"][0]), -int(row[f"{far}_qty"][0]), v)
+            for v, row in enumerate(state)
+            if row["kind"] == LIT and row[f"{far}_qty"][0] > 0
+        ]
+        if not quoting:
+            return None
+        chosen = min(quoting)[2]
+        row = state[chosen]
+        reached, price = 0, 0
+        for px, qty in zip(row[f"{far}_px"], row[f"{far}_qty"], strict=True):
+            if qty <= 0:
+                break
+            reached, price = reached + int(qty), int(px)
+            if reached >= quantity:
+                break
+        return RouteAllocation(
+            venue=self.book.venues[chosen].name, quantity=quantity, order_type=OrderType.LIMIT,
+            time_in_force=TimeInForce.IOC, limit_price=Price(price), source=TAKE,
+        )  # fmt: skip
+
+    def _true_book(self, side: Side, quantity: int, mid: float) -> list[tuple[float, int, str]]:
+        """The far side of every lit venue as it truly stands (the engine's books), priced all
+        in: (bps against `mid`, shares, venue), enough of each for `quantity`."""
+        engine, model = self.lab.engine(self.symbol), self.lab.model(self.symbol)
+        books = engine.books
+        far, step = (SELL, 1) if side is Side.BUY else (BUY, -1)
+        s = 1 if side is Side.BUY else -1
+        units = []
+        for v, venue in enumerate(self.lab.venues):
+            if venue.kind != "lit":
+                continue
+            level, found = int(books.best[v, far]), 0
+            while level != NO_LEVEL and 0 <= level < books.depth.shape[2] and found < quantity:
+                size = int(books.depth[v, far, level])
+                if size:
+                    price = (model.base_ticks + level) * model.tick_nanos
+                    bps = s * (price - mid) / mid * _BPS + venue.taker_fee_nanos / price * _BPS
+                    units.append((bps, size, venue.name))
+                    found += size
+                level += step
+        return units
+
+    # ---- figures -----------------------------------------------------------------------------
+
+    def figures(self) -> dict[str, Any]:
+        quotes = np.array(self.feed.quotes or [(0.0, math.nan, math.nan)])
+        trades = np.array(self.feed.trades or [(0.0, 0, math.nan)])
+        tape = Tape(
+            time=trades[:, 0], quantity=trades[:, 1], price=trades[:, 2],
+            own=np.zeros(len(trades), dtype=bool),
+        )  # fmt: skip
+        nbbo = Quotes(time=quotes[:, 0], bid=quotes[:, 1], ask=quotes[:, 2])
+        costs, notionals, filled, wanted = [], [], 0, 0
+        dark: dict[str, list[float]] = {}  # pool → [Σ markout bps × shares, shares]
+        liquidity: dict[str, int] = {}
+        in_set = routed = 0
+        for execution in self.executions.values():
+            tca = self._tca(execution, tape, nbbo)
+            costs.append(tca["implementation_shortfall"]["bps"]["total"])
+            notionals.append(execution.parent.quantity * execution.mid / NANOS)
+            filled += int(tca["filled_quantity"])
+            wanted += execution.parent.quantity
+            for fill, (*_, venue, _) in zip(tca["fills"], execution.fills, strict=True):
+                quantity = int(fill["quantity"])
+                liquidity[fill["liquidity"]] = liquidity.get(fill["liquidity"], 0) + quantity
+                markout = fill["markouts_bps"][f"{MARKOUT:g}s"]
+                if fill["liquidity"] == "midpoint" and markout is not None:
+                    pool = dark.setdefault(venue, [0.0, 0.0])
+                    pool[0] += markout * quantity
+                    pool[1] += quantity
+            hits, total = self._cheapest_set(execution)
+            in_set += hits
+            routed += total
+        cost = np.asarray(costs)
+        weights = np.asarray(notionals)
+        dark_sum, dark_qty = (sum(x) for x in zip(*dark.values(), strict=True)) if dark else (0, 0)
+        all_fills = max(sum(liquidity.values()), 1)
+        return {
+            "parents": len(costs),
+            "fill_rate": filled / wanted if wanted else 0.0,
+            "cost_bps": float((cost * weights).sum() / weights.sum()),
+            "cost_bps_mean": float(cost.mean()),
+            "cost_bps_stdev": float(cost.std(ddof=1)),
+            "cheapest_set_share": in_set / routed if routed else math.nan,
+            "fill_mix": {k: v / all_fills for k, v in sorted(liquidity.items())},
+            "dark_filled": int(dark_qty),
+            "dark_markout_bps": dark_sum / dark_qty if dark_qty else None,
+            "dark_by_pool": {
+                v: {"filled": int(q), "markout_bps": b / q} for v, (b, q) in sorted(dark.items())
+            },
+            "rounds_mean": float(np.mean([len(e.rounds) for e in self.executions.values()])),
+        }
+
+    def _tca(self, execution: _Execution, tape: Tape, quotes: Quotes) -> dict[str, Any]:
+        parent = execution.parent
+        fills = execution.fills
+        times = np.array([f[0] for f in fills])
+        i = np.clip(np.searchsorted(quotes.time, times, side="right") - 1, 0, len(quotes.time) - 1)
+        end = execution.ended if execution.ended is not None else self.lab.now
+        j = max(int(np.searchsorted(quotes.time, end, side="right")) - 1, 0)
+        end_mid = float((quotes.bid[j] + quotes.ask[j]) / 2)
+        order = TcaOrder(
+            side=1 if parent.side is Side.BUY else -1, quantity=parent.quantity,
+            decision_price=execution.mid / NANOS, arrival_time=parent.arrival, end_time=end,
+            arrival_bid=execution.bid / NANOS, arrival_ask=execution.ask / NANOS,
+            end_mid=end_mid, post_trade_mid=end_mid,
+        )  # fmt: skip
+        done = Fills(
+            time=times, quantity=np.array([f[1] for f in fills], dtype=np.float64),
+            price=np.array([f[2] for f in fills]) / NANOS, bid=quotes.bid[i], ask=quotes.ask[i],
+            liquidity=np.array([f[3] for f in fills], dtype=str),
+            venue_fee=np.array([f[4] for f in fills]) / NANOS,
+        )  # fmt: skip
+        return order_tca(order, done, tape, quotes, markout_horizons=(MARKOUT,))
+
+    def _cheapest_set(self, execution: _Execution) -> tuple[int, int]:
+        """(routed quantity that went to the ex-post cheapest all-in set, routed quantity)."""
+        s = 1 if execution.parent.side is Side.BUY else -1
+        mid = execution.mid
+        hits = total = 0
+        for k, r in enumerate(execution.rounds):
+            units = list(r.units)
+            for _, qty, price, liq, fee, venue, round_ in execution.fills:
+                if round_ == k and liq in ("maker", "midpoint"):
+                    bps = s * (price - mid) / mid * _BPS + fee / qty / price * _BPS
+                    units.append((bps, qty, venue))
+            units.sort()
+            reached, marginal = 0, math.inf
+            for bps, qty, _ in units:
+                reached += qty
+                if reached >= r.quantity:
+                    marginal = bps
+                    break
+            cheapest = {v for bps, _, v in units if bps <= marginal + 1e-9}
+            hits += sum(q for v, q in r.routed.items() if v in cheapest)
+            total += sum(r.routed.values())
+        return hits, total
+
+
+_LIQUIDITY = {
+    LiquidityFlag.MAKER: "maker",
+    LiquidityFlag.TAKER: "taker",
+    LiquidityFlag.MIDPOINT: "midpoint",
+    None: "taker",
+}
+
+
+def _fresh_redis(url: str) -> redis.Redis:
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    return client
+
+
+def run_sor_quality(
+    console: Console, *, symbol: str, orders: int, seed: int, as_json: bool
+) -> dict[str, Any]:
+    reference = load_reference_data()
+    lot = 100 * reference.instruments[symbol].lot_size
+    book_of_orders = parents(orders, seed, LabConfig(seed=seed).session_seconds, lot)
+    results: dict[str, Any] = {"setup": {"symbol": symbol, "orders": orders, "seed": seed}}
+    with tempfile.TemporaryDirectory(prefix="fillpath-quality-") as scratch:
+        server = start_embedded_redis(Path(scratch) / "redis")
+        try:
+            with Progress(
+                TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("parents"), TimeElapsedColumn(), console=console, transient=True,
+                disable=as_json,
+            ) as progress:  # fmt: skip
+                for arm in ARMS:
+                    session = _Session(arm, symbol, seed, server.url, progress)
+                    session.run(book_of_orders)
+                    results[arm] = session.figures()
+        finally:
+            server.stop()
+    smart, naive = results[ARMS[0]], results[ARMS[2]]
+    results["aims"] = {
+        "cheapest_set_share": smart["cheapest_set_share"],
+        "cost_reduction_vs_naive": 1 - smart["cost_bps"] / naive["cost_bps"]
+        if naive["cost_bps"] > 0
+        else None,
+        "dark_markout_guard_on_bps": smart["dark_markout_bps"],
+        "dark_markout_guard_off_bps": results[ARMS[1]]["dark_markout_bps"],
+    }
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        _print(console, results)
+    return results
+
+
+def _print(console: Console, results: dict[str, Any]) -> None:
+    setup = results["setup"]
+    table = Table(
+        title=f"Routing quality on the market lab: {setup['orders']} parents of "
+        f"{setup['symbol']} (seed {setup['seed']}), TCA against the arrival mid",
+        title_justify="left",
+        header_style="bold",
+    )
+    table.add_column("")
+    for arm in ARMS:
+        table.add_column(arm, justify="right")
+
+    def row(name: str, cell: Any) -> None:
+        table.add_row(name, *(cell(results[arm]) for arm in ARMS))
+
+    def number(value: float | None, spec: str) -> str:
+        return "—" if value is None or math.isnan(value) else format(value, spec)
+
+    row("all-in cost, bps (notional-weighted)", lambda f: number(f["cost_bps"], ".2f"))
+    row("  mean ± stdev per parent", lambda f: f"{f['cost_bps_mean']:.2f} ± "
+        f"{f['cost_bps_stdev']:.2f}")  # fmt: skip
+    row("routed to the ex-post cheapest set", lambda f: number(100 * f["cheapest_set_share"],
+        ".1f") + " %")  # fmt: skip
+    row("filled", lambda f: f"{100 * f['fill_rate']:.1f} %")
+    for kind in ("taker", "maker", "midpoint"):
+        row(f"  of fills: {kind}", lambda f, k=kind: f"{100 * f['fill_mix'].get(k, 0):.1f} %")
+    row("dark fills, shares", lambda f: f"{f['dark_filled']:,}")
+    row(f"dark fills' {MARKOUT:g} s markout, bps", lambda f: number(f["dark_markout_bps"], ".2f"))
+    pools = sorted({v for arm in ARMS for v in results[arm]["dark_by_pool"]})
+
+    def pool_cell(figures: dict[str, Any], pool: str) -> str:
+        found = figures["dark_by_pool"].get(pool)
+        return "—" if found is None else f"{found['filled']:,}, {found['markout_bps']:.2f}"
+
+    for pool in pools:
+        row(f"  {pool}: shares, markout bps", lambda f, v=pool: pool_cell(f, v))
+    row("routing rounds per parent", lambda f: f"{f['rounds_mean']:.2f}")
+    console.print(table)
+    aims = results["aims"]
+    reduction = aims["cost_reduction_vs_naive"]
+    console.print(
+        f"(a) cheapest-set share {100 * aims['cheapest_set_share']:.1f} % (aim ≥ 92 %)\n"
+        f"(b) all-in cost {'—' if reduction is None else f'{100 * reduction:.1f} %'} lower "
+        "than the naive router's (aim ≥ 20 %)\n"
+        f"(c) dark fills' markout, guard on vs off: "
+        f"{number(aims['dark_markout_guard_on_bps'], '.2f')} vs "
+        f"{number(aims['dark_markout_guard_off_bps'], '.2f')} bps (lower is better)"
+    )
