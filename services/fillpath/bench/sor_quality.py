@@ -117,8 +117,9 @@ def parents(count: int, seed: int, session: float, lot: int) -> list[Parent]:
 
 
 @dataclass(slots=True)
-class _Round:
+class Round:
     quantity: int  # what was left to route
+    mid: float  # nanos, when it was routed
     routed: dict[str, int]  # venue → quantity routed
     units: list[tuple[float, int, str]]  # (all-in bps, shares, venue): the true lit books
     deadline: float
@@ -131,7 +132,7 @@ class _Execution:
     mid: float  # arrival mid, nanos
     bid: int
     ask: int
-    rounds: list[_Round] = field(default_factory=list)
+    rounds: list[Round] = field(default_factory=list)
     fills: list[tuple[float, int, int, str, int, str, int]] = field(default_factory=list)
     # (seconds, quantity, price nanos, liquidity, fee nanos, venue, round)
     round_of: dict[str, int] = field(default_factory=dict)  # child order id → round
@@ -335,8 +336,9 @@ class _Session:
         market = self.book.get(self.symbol)
         mid = market.mid if market is not None else execution.mid
         execution.rounds.append(
-            _Round(
+            Round(
                 quantity=leaves,
+                mid=mid,
                 routed={},
                 units=self._true_book(parent.side, leaves, mid),
                 deadline=self.lab.now + (HORIZONS[urgency] if self.arm != ARMS[2] else 0.0),
@@ -457,7 +459,9 @@ class _Session:
                     pool = dark.setdefault(venue, [0.0, 0.0])
                     pool[0] += markout * quantity
                     pool[1] += quantity
-            hits, total = self._cheapest_set(execution)
+            hits, total = routed_to_cheapest(
+                execution.parent.side, execution.rounds, execution.fills
+            )
             in_set += hits
             routed += total
         cost = np.asarray(costs)
@@ -502,28 +506,31 @@ class _Session:
         )  # fmt: skip
         return order_tca(order, done, tape, quotes, markout_horizons=(MARKOUT,))
 
-    def _cheapest_set(self, execution: _Execution) -> tuple[int, int]:
-        """(routed quantity that went to the ex-post cheapest all-in set, routed quantity)."""
-        s = 1 if execution.parent.side is Side.BUY else -1
-        mid = execution.mid
-        hits = total = 0
-        for k, r in enumerate(execution.rounds):
-            units = list(r.units)
-            for _, qty, price, liq, fee, venue, round_ in execution.fills:
-                if round_ == k and liq in ("maker", "midpoint"):
-                    bps = s * (price - mid) / mid * _BPS + fee / qty / price * _BPS
-                    units.append((bps, qty, venue))
-            units.sort()
-            reached, marginal = 0, math.inf
-            for bps, qty, _ in units:
-                reached += qty
-                if reached >= r.quantity:
-                    marginal = bps
-                    break
-            cheapest = {v for bps, _, v in units if bps <= marginal + 1e-9}
-            hits += sum(q for v, q in r.routed.items() if v in cheapest)
-            total += sum(r.routed.values())
-        return hits, total
+
+def routed_to_cheapest(
+    side: Side, rounds: Sequence[Round], fills: Sequence[tuple[float, int, int, str, int, str, int]]
+) -> tuple[int, int]:
+    """(routed quantity that went to the ex-post cheapest all-in set, routed quantity), over
+    `rounds` and their `fills` (see the module docstring)."""
+    s = 1 if side is Side.BUY else -1
+    hits = total = 0
+    for k, r in enumerate(rounds):
+        units = list(r.units)
+        for _, qty, price, liquidity, fee, venue, round_ in fills:
+            if round_ == k and liquidity in ("maker", "midpoint"):
+                bps = s * (price - r.mid) / r.mid * _BPS + fee / qty / price * _BPS
+                units.append((bps, qty, venue))
+        units.sort()
+        reached, marginal = 0, math.inf
+        for bps, qty, _ in units:
+            reached += qty
+            if reached >= r.quantity:
+                marginal = bps
+                break
+        cheapest = {v for bps, _, v in units if bps <= marginal + 1e-9}
+        hits += sum(q for v, q in r.routed.items() if v in cheapest)
+        total += sum(r.routed.values())
+    return hits, total
 
 
 _LIQUIDITY = {
