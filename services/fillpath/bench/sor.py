@@ -11,7 +11,9 @@ Through gRPC: RoutingService as it is deployed (`python -m fillpath.sor.main`'s 
 fillpath.bench.sor_server, on the same market of 24 venues), every Route a new decision that is
 appended to embedded Postgres (synchronous commit) before it is answered, at a fixed offered
 rate from ghz. Beside it, in the same run and driven the same way, the bare gRPC echo
-(fillpath.bench.echo, one process per core: the router runs in one).
+(fillpath.bench.echo, one process per core: the router runs in one). For each, the CPU the server
+spent per call (its process and descendants) and, for Route, what Postgres spent recording the
+decisions: how many routes a core serves, whatever the latency says.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fillpath.api.v1 import diagnostics_pb2, routing_pb2
+from fillpath.bench.cpu import postgres_pid, tree_cpu_seconds
 from fillpath.bench.loadgen import GHZ_VERSION, ghz_binary, protoset_file, run_ghz
 from fillpath.bench.stats import Samples
 from fillpath.infra.postgres.embedded import start_embedded_postgres
@@ -133,18 +136,24 @@ def _grpc_latency(
             echo = spawn_service("fillpath.bench.echo", {}, log_file=root / "echo.log")
         try:
             calls = int(rate * duration)
+            database = postgres_pid(postgres.data_dir)
             with protoset_file([routing_pb2.DESCRIPTOR, diagnostics_pb2.DESCRIPTOR]) as protoset:
-                for name, address, method, data in (
-                    ("echo", echo.address, "fillpath.v1.EchoService.Echo", _ECHO),
-                    ("route", router.address, "fillpath.v1.RoutingService.Route", _ROUTE),
+                for name, server, method, data in (
+                    ("echo", echo, "fillpath.v1.EchoService.Echo", _ECHO),
+                    ("route", router, "fillpath.v1.RoutingService.Route", _ROUTE),
                 ):
+                    pid, address = server.process.pid, server.address
                     with console.status(f"{name}: warming up, then {rate}/s for {duration:g}s…"):
                         run_ghz(protoset, address, method, data, rate=rate, calls=min(calls, rate))
+                        cpu = tree_cpu_seconds(pid), tree_cpu_seconds(database)
                         load = run_ghz(protoset, address, method, data, rate=rate, calls=calls)
+                        used = tree_cpu_seconds(pid) - cpu[0], tree_cpu_seconds(database) - cpu[1]
                     results[name] = {
                         "rate_per_s": rate,
                         "rate_achieved_per_s": round(load.rate_achieved, 1),
                         **load.samples.summary_ms(),
+                        "server_cpu_ms_per_call": 1000 * used[0] / load.calls,
+                        "postgres_cpu_ms_per_call": 1000 * used[1] / load.calls,
                     }
         finally:
             echo.stop()
@@ -239,13 +248,16 @@ def _print_grpc(console: Console, grpc: dict[str, Any], venues: int) -> None:
         title_justify="left",
         header_style="bold",
     )
-    for column in ("", "p50 ms", "p99 ms", "max ms", "calls", "errors", "achieved /s"):
+    columns = ("", "p50 ms", "p99 ms", "max ms", "calls", "errors", "achieved /s",
+               "server CPU ms/call", "Postgres CPU ms/call")  # fmt: skip
+    for column in columns:
         table.add_column(column, justify="left" if not column else "right")
     for label, key in (("bare gRPC echo", "echo"), ("Route", "route")):
         f = grpc[key]
         table.add_row(label, f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{f['max_ms']:.2f}",
-                      f"{f['count']:,}", str(f["errors"]),
-                      f"{f['rate_achieved_per_s']:,.0f}")  # fmt: skip
+                      f"{f['count']:,}", str(f["errors"]), f"{f['rate_achieved_per_s']:,.0f}",
+                      f"{f['server_cpu_ms_per_call']:.2f}",
+                      f"{f['postgres_cpu_ms_per_call']:.2f}")  # fmt: skip
     table.add_row("ratio Route / echo", f"{grpc['ratio_p50']:.2f}×", f"{grpc['ratio_p99']:.2f}×",
-                  "", "", "", "")  # fmt: skip
+                  *[""] * (len(columns) - 3))  # fmt: skip
     console.print(table)
