@@ -281,3 +281,64 @@ def algo_summary(spec: Mapping[str, Any]) -> str:
     if not participation:
         return "-"
     return f"{participation['min']:.0%}–{participation['max']:.0%}"
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The Venue's Connected condition, as the router's report makes it."""
+
+    status: bool | None
+    reason: str
+    message: str
+
+
+def venue_quality(
+    figures: Sequence[Mapping[str, Any]], reported_at: str
+) -> tuple[dict[str, Any] | None, Connected]:
+    """A Venue's `status.quality` and Connected condition from the router's figures for it, one
+    mapping per instrument (GetVenueQuality's fields: score, liquidity, latency_micros, cost_bps,
+    fill_rate, markout_bps, available, circuit — closed, open or half-open).
+
+    The quality figures are means over the instruments the router has a market for (cost and
+    fill rate over those where they are known); the circuit is the venue's, not an instrument's.
+    """
+    if not figures:
+        return None, Connected(
+            None, "NoMarketData", "the smart order router has no market for any instrument yet"
+        )
+    available = sum(1 for f in figures if f["available"])
+    quality: dict[str, Any] = {
+        "instruments": len(figures),
+        "availableFor": available,
+        "circuit": figures[0]["circuit"],
+        "reportedAt": reported_at,
+    }
+    for key, field in (
+        ("score", "score"),
+        ("liquidity", "liquidity"),
+        ("latencyMicros", "latency_micros"),
+        ("costBps", "cost_bps"),
+        ("fillRate", "fill_rate"),
+        ("markoutBps", "markout_bps"),
+    ):
+        known = [float(f[field]) for f in figures if f[field] is not None]
+        if known:
+            quality[key] = round(sum(known) / len(known), 4)
+    circuit = quality["circuit"]
+    if circuit == "open":
+        connected = Connected(
+            False, "CircuitOpen",
+            "the router took it out of routing after consecutive failures; it probes it again "
+            "after the cool-down",
+        )  # fmt: skip
+    elif circuit == "half-open":
+        connected = Connected(None, "Probing", "the cool-down is over: the next route probes it")
+    elif available:
+        connected = Connected(
+            True, "Routing", f"routed to for {available} of {len(figures)} instruments"
+        )
+    else:
+        connected = Connected(
+            False, "NotRoutable", "disabled, or no instrument has a market there yet"
+        )
+    return quality, connected

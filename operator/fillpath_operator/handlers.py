@@ -7,6 +7,10 @@ from the environment, read once at start-up: FILLPATH_OPERATOR_IMAGE (the servic
 FILLPATH_OPERATOR_REPLICAS, FILLPATH_OPERATOR_ENV_SECRET (a Secret of FILLPATH_* connection
 settings for the services), FILLPATH_OPERATOR_INTERVAL (seconds between status refreshes).
 
+A Venue's status also carries what the smart order router reports of it (GetVenueQuality, on
+the SOR Service this operator created, or FILLPATH_OPERATOR_SOR_ADDRESS): the quality figures
+and the Connected condition, refreshed with the rest.
+
 Errors: an API call that fails for a reason that may pass (a 5xx, a conflict, the server
 unreachable) raises kopf.TemporaryError and kopf retries with back-off; a resource that cannot
 work as written (an ExecutionStrategy naming an AlgoProfile that does not exist) is reported in
@@ -21,12 +25,15 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import grpc
 import kopf
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from fillpath.api.v1 import routing_pb2
+from fillpath.api.v1.routing_pb2_grpc import RoutingServiceStub
 from fillpath_operator import desired
-from fillpath_operator.desired import DOMAINS, GROUP, VERSION, Domain
+from fillpath_operator.desired import DOMAINS, GROUP, VERSION, Connected, Domain
 
 log = logging.getLogger("fillpath.operator")
 FIELD_MANAGER = desired.MANAGED_BY
@@ -36,6 +43,13 @@ _SETTINGS = desired.Settings(
     env_from_secret=os.environ.get("FILLPATH_OPERATOR_ENV_SECRET", ""),
 )
 _INTERVAL = float(os.environ.get("FILLPATH_OPERATOR_INTERVAL", "30"))
+_SOR_ADDRESS = os.environ.get("FILLPATH_OPERATOR_SOR_ADDRESS", "")
+_SOR_TIMEOUT = 2.0
+_CIRCUITS = {
+    routing_pb2.CIRCUIT_STATE_CLOSED: "closed",
+    routing_pb2.CIRCUIT_STATE_OPEN: "open",
+    routing_pb2.CIRCUIT_STATE_HALF_OPEN: "half-open",
+}
 
 
 @kopf.on.startup()
@@ -119,20 +133,58 @@ def reconcile(domain: Domain, namespace: str) -> list[dict[str, Any]]:
     return resources
 
 
+def _router_report(namespace: str, venue: str) -> tuple[dict[str, Any] | None, Connected]:
+    """What the router says of `venue`: its quality figures (None when it says nothing) and
+    the Connected condition."""
+    sor = DOMAINS["Venue"]
+    address = _SOR_ADDRESS or f"{desired.name_of(sor)}.{namespace}.svc:{sor.port}"
+    try:
+        with grpc.insecure_channel(address) as channel:
+            response = RoutingServiceStub(channel).GetVenueQuality(
+                routing_pb2.GetVenueQualityRequest(venues=[venue]), timeout=_SOR_TIMEOUT
+            )
+    except grpc.RpcError as err:
+        code: grpc.StatusCode = err.code()
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            why = f"the smart order router at {address} has not loaded this venue yet"
+            return None, Connected(None, "NotLoaded", why)
+        why = f"the smart order router at {address} does not answer ({code.name})"
+        return None, Connected(None, "RouterUnreachable", why)
+    figures = [
+        {
+            "score": q.score,
+            "liquidity": q.liquidity,
+            "latency_micros": q.latency_micros,
+            "cost_bps": q.cost_bps if q.HasField("cost_bps") else None,
+            "fill_rate": q.fill_rate if q.HasField("fill_rate") else None,
+            "markout_bps": q.markout_bps,
+            "available": q.available,
+            "circuit": _CIRCUITS.get(q.circuit, "unknown"),
+        }
+        for q in response.venues
+    ]
+    return desired.venue_quality(figures, _now())
+
+
 def _status(
-    body: Mapping[str, Any], patch: kopf.Patch, ready: bool, reason: str, message: str
+    body: Mapping[str, Any],
+    patch: kopf.Patch,
+    ready: bool,
+    reason: str,
+    message: str,
+    connected: Connected | None = None,
 ) -> None:
+    """Writes observedGeneration and the conditions: Ready, and Connected when given."""
     previous = body.get("status", {}).get("conditions", [])
     generation = int(body["metadata"].get("generation", 1))
     now = _now()
     conditions = [
         desired.condition(previous, "Ready", ready, reason, message, generation=generation, now=now)
     ]
-    if body["kind"] == "Venue":
+    if connected is not None:
         conditions.append(
             desired.condition(
-                previous, "Connected", None, "AwaitingRouter",
-                "the smart order router reports venue connectivity once it runs",
+                previous, "Connected", connected.status, connected.reason, connected.message,
                 generation=generation, now=now,
             )
         )  # fmt: skip
@@ -144,6 +196,11 @@ def _on_change(domain: Domain) -> Any:
     def handler(body: kopf.Body, patch: kopf.Patch, namespace: str, **_: Any) -> None:
         resources = reconcile(domain, namespace)
         name = desired.name_of(domain)
+        connected = None
+        if domain.kind == "Venue":
+            quality, connected = _router_report(namespace, body["metadata"]["name"])
+            if quality is not None:
+                patch.status["quality"] = quality
         if domain.kind == "AlgoProfile":
             patch.status["summary"] = desired.algo_summary(body.get("spec", {}))
         if domain.kind == "ExecutionStrategy":
@@ -159,6 +216,7 @@ def _on_change(domain: Domain) -> Any:
         _status(
             body, patch, True, "Rendered",
             f"in ConfigMap {name}-config with {len(resources)} {domain.plural}; served by {name}",
+            connected,
         )  # fmt: skip
 
     return handler

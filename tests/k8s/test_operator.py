@@ -1,6 +1,7 @@
 """The operator against a real API server: it creates each domain's children owned by the
-resources, re-renders the configuration on change, writes conditions, and removes what it created
-when the resources go."""
+resources, re-renders the configuration on change, writes conditions, removes what it created
+when the resources go, and shows in each Venue's status what a running smart order router (real:
+Postgres, Redis, the market lab's feed, gRPC) reports of it."""
 
 from __future__ import annotations
 
@@ -8,15 +9,25 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from fillpath.infra.bus import InProcessBus
 from fillpath.infra.kube.controlplane import ControlPlane
+from fillpath.infra.reference_data import load_reference_data
+from fillpath.infra.settings import Settings, SorSettings
+from fillpath.market.config import LabConfig, lab_parameters
+from fillpath.market.gateway import SimulatedGateway
+from fillpath.market.lab import lab_for
+from fillpath.market.marketdata import MarketDataPublisher
+from fillpath.sor.main import SorRuntime, start_sor
 from tests.k8s.conftest import ROOT
 from tests.polling import eventually
 
@@ -28,22 +39,45 @@ def namespace(control_plane: ControlPlane) -> str:
     return name
 
 
-@pytest.fixture
-def operator(control_plane: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[None]:
-    log = open(tmp_path / "operator.log", "wb")  # noqa: SIM115
+@contextmanager
+def running_operator(
+    plane: ControlPlane, namespace: str, log_path: Path, **env: str
+) -> Iterator[None]:
+    log = open(log_path, "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [
             sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", namespace,
             "-m", "fillpath_operator.handlers",
         ],
-        env={**os.environ, **control_plane.env(), "FILLPATH_OPERATOR_INTERVAL": "2"},
+        env={**os.environ, **plane.env(), "FILLPATH_OPERATOR_INTERVAL": "2", **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
-    yield
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def operator(control_plane: ControlPlane, namespace: str, tmp_path: Path) -> Iterator[None]:
+    with running_operator(control_plane, namespace, tmp_path / "operator.log"):
+        yield
+
+
+@pytest.fixture
+def router(pg_dsn: str, redis_url: str, tmp_path: Path) -> Iterator[SorRuntime]:
+    """The smart order router on the default venues (the examples' names), fed by the lab."""
+    settings = Settings(data_dir=tmp_path, sor=SorSettings(address="127.0.0.1:0"))
+    bus = InProcessBus()
+    runtime = start_sor(settings, pg_dsn, redis_url, bus)
+    lab = lab_for(LabConfig(seed=3), load_reference_data().instruments, lab_parameters(), ["ACME"])
+    SimulatedGateway(lab, on_market_data=MarketDataPublisher(lab, bus)).advance_to(60.0)
+    yield runtime
+    runtime.stop()
+    bus.close()
 
 
 def _get(plane: ControlPlane, namespace: str, *what: str) -> dict[str, Any] | None:
@@ -134,3 +168,40 @@ def test_operator_reconciles_children_status_changes_and_deletion(
     eventually(lambda: _get(plane, namespace, "configmap", "fillpath-sor-config") is None)
     eventually(lambda: _get(plane, namespace, "deployment", "fillpath-sor") is None)
     assert _get(plane, namespace, "deployment", "fillpath-algo") is not None  # other kinds stay
+
+
+def test_venue_status_shows_what_the_router_reports(
+    control_plane: ControlPlane, namespace: str, router: SorRuntime, tmp_path: Path
+) -> None:
+    plane = control_plane
+    plane.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "venues.yaml"))
+
+    def reported(name: str, reason: str) -> dict[str, Any] | None:
+        body = _get(plane, namespace, "venue", name) or {}
+        status = body.get("status", {})
+        conditions = {c["type"]: c for c in status.get("conditions", [])}
+        connected = conditions.get("Connected", {})
+        return status if connected.get("reason") == reason else None
+
+    with running_operator(
+        plane, namespace, tmp_path / "operator.log", FILLPATH_OPERATOR_SOR_ADDRESS=router.address
+    ):
+        lumen = eventually(lambda: reported("lumen", "Routing"))
+        quality = lumen["quality"]
+        assert quality["circuit"] == "closed"
+        assert quality["instruments"] == quality["availableFor"] == 1  # the lab quotes ACME
+        assert 0 < quality["score"] <= 100
+        assert quality["liquidity"] > 0
+        assert quality["latencyMicros"] == 180  # lumen's orderEntryMicros, nothing learned yet
+        printed = plane.kubectl("get", "-n", namespace, "venue", "lumen").stdout
+        assert f"{quality['score']:g}"[:4] in printed  # the Score column
+
+        # The venue stops answering: the router opens its circuit, and the status says so.
+        sor = router.routing
+        for _ in range(Settings().sor.breaker_failures):
+            sor.quality.failure("orbit", Settings().sor.breaker_failures, 300.0, time.time())
+        orbit = eventually(lambda: reported("orbit", "CircuitOpen"))
+        conditions = {c["type"]: c for c in orbit["conditions"]}
+        assert conditions["Connected"]["status"] == "False"
+        assert orbit["quality"]["circuit"] == "open"
+        assert orbit["quality"]["availableFor"] == 0

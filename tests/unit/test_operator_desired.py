@@ -105,3 +105,41 @@ def test_strategy_naming_a_missing_or_different_profile_is_reported() -> None:
         "rule 'b': AlgoProfile 'vwap' is VWAP, not POV",
         "rule 'c': AlgoProfile 'nope' does not exist",
     ]
+
+
+def figures(**overrides: Any) -> dict[str, Any]:
+    base = {
+        "score": 80.0, "liquidity": 4_000.0, "latency_micros": 200.0, "cost_bps": 2.0,
+        "fill_rate": 0.4, "markout_bps": -0.5, "available": True, "circuit": "closed",
+    }  # fmt: skip
+    return base | overrides
+
+
+def test_venue_quality_is_the_mean_over_instruments_of_what_is_known() -> None:
+    quality, connected = desired.venue_quality(
+        [figures(), figures(score=60.0, cost_bps=None, available=False)], "2026-11-21T10:00:00Z"
+    )
+
+    assert quality is not None
+    assert quality["score"] == 70.0
+    assert quality["costBps"] == 2.0  # the unknown cost is not averaged in as zero
+    assert (quality["instruments"], quality["availableFor"]) == (2, 1)
+    assert (connected.status, connected.reason) == (True, "Routing")
+    assert "1 of 2 instruments" in connected.message
+
+
+def test_venue_connected_follows_the_routers_breaker_and_markets() -> None:
+    stamp = "2026-11-21T10:00:00Z"
+    cases = {
+        "open": (False, "CircuitOpen"),
+        "half-open": (None, "Probing"),
+    }
+    for circuit, expected in cases.items():
+        _, connected = desired.venue_quality([figures(circuit=circuit, available=False)], stamp)
+        assert (connected.status, connected.reason) == expected
+
+    _, unroutable = desired.venue_quality([figures(available=False)], stamp)
+    assert (unroutable.status, unroutable.reason) == (False, "NotRoutable")
+    quality, no_market = desired.venue_quality([], stamp)
+    assert quality is None
+    assert (no_market.status, no_market.reason) == (None, "NoMarketData")

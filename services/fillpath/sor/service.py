@@ -51,6 +51,7 @@ class VenueFigures:
     fill_rate: float  # lit: passive fill rate; dark: the chance a ping finds a contra
     markout_bps: float
     available: bool
+    circuit: str  # the venue's breaker: closed, open or half-open
     updated_at: datetime
 
 
@@ -173,6 +174,7 @@ class Routing:
                         fill_rate=float(row["dark_fill_prob"]) if dark else float(passive[v]),
                         markout_bps=float(row["markout_bps"]),
                         available=spec.enabled and circuit != "open" and mid > 0,
+                        circuit=circuit,
                         updated_at=self._updated,
                     )
                 )

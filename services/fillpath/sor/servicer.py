@@ -30,6 +30,11 @@ MODE_NAMES = {
     routing_pb2.ROUTING_MODE_FASTEST: FASTEST,
     routing_pb2.ROUTING_MODE_LOWEST_COST: LOWEST_COST,
 }
+CIRCUIT_STATES = {
+    "closed": routing_pb2.CIRCUIT_STATE_CLOSED,
+    "open": routing_pb2.CIRCUIT_STATE_OPEN,
+    "half-open": routing_pb2.CIRCUIT_STATE_HALF_OPEN,
+}
 MAX_PAGE_SIZE = 1000
 
 
@@ -76,10 +81,11 @@ def venue_quality(f: VenueFigures) -> routing_pb2.VenueQuality:
         score=f.score,
         liquidity=f.liquidity,
         latency_micros=f.latency_us,
-        cost_bps=0.0 if math.isnan(f.cost_bps) else f.cost_bps,
-        fill_rate=0.0 if math.isnan(f.fill_rate) else f.fill_rate,
+        cost_bps=None if math.isnan(f.cost_bps) else f.cost_bps,
+        fill_rate=None if math.isnan(f.fill_rate) else f.fill_rate,
         markout_bps=f.markout_bps,
         available=f.available,
+        circuit=CIRCUIT_STATES[f.circuit],
     )
     message.updated_at.FromDatetime(f.updated_at)
     return message

@@ -27,15 +27,17 @@ from fillpath.api.v1 import common_pb2 as fillpath_dot_v1_dot_common__pb2
 from fillpath.api.v1 import events_pb2 as fillpath_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66illpath/v1/routing.proto\x12\x0b\x66illpath.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x66illpath/v1/common.proto\x1a\x18\x66illpath/v1/events.proto\"\xc3\x02\n\x0cRouteRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x1f\n\x04side\x18\x03 \x01(\x0e\x32\x11.fillpath.v1.Side\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x1e\n\x11limit_price_nanos\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12%\n\x07urgency\x18\x06 \x01(\x0e\x32\x14.fillpath.v1.Urgency\x12&\n\x04mode\x18\x07 \x01(\x0e\x32\x18.fillpath.v1.RoutingMode\x12\x18\n\x10preferred_venues\x18\x08 \x03(\t\x12\x17\n\x0f\x65xcluded_venues\x18\t \x03(\t\x12\x12\n\nmax_venues\x18\n \x01(\x05\x12\x12\n\nallow_dark\x18\x0b \x01(\x08\x42\x14\n\x12_limit_price_nanos\"\x85\x01\n\rRouteResponse\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x31\n\x0b\x61llocations\x18\x02 \x03(\x0b\x32\x1c.fillpath.v1.RouteAllocation\x12\x11\n\trationale\x18\x03 \x01(\t\x12\x19\n\x11\x65xpected_cost_bps\x18\x04 \x01(\x01\"8\n\x16GetVenueQualityRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0e\n\x06venues\x18\x02 \x03(\t\"\x8a\x02\n\x0cVenueQuality\x12\r\n\x05venue\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.fillpath.v1.VenueKind\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x11\n\tliquidity\x18\x05 \x01(\x01\x12\x16\n\x0elatency_micros\x18\x06 \x01(\x01\x12\x10\n\x08\x63ost_bps\x18\x07 \x01(\x01\x12\x11\n\tfill_rate\x18\x08 \x01(\x01\x12\x13\n\x0bmarkout_bps\x18\t \x01(\x01\x12\x11\n\tavailable\x18\n \x01(\x08\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x17GetVenueQualityResponse\x12)\n\x06venues\x18\x01 \x03(\x0b\x32\x19.fillpath.v1.VenueQuality\"\xb2\x01\n\x14ListDecisionsRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x04page\x18\x05 \x01(\x0b\x32\x18.fillpath.v1.PageRequest\"a\n\x15ListDecisionsResponse\x12/\n\tdecisions\x18\x01 \x03(\x0b\x32\x1c.fillpath.v1.RoutingDecision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa1\x01\n\x0bRoutingMode\x12\x1c\n\x18ROUTING_MODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bROUTING_MODE_BEST_EXECUTION\x10\x01\x12\x1b\n\x17ROUTING_MODE_BEST_PRICE\x10\x02\x12\x18\n\x14ROUTING_MODE_FASTEST\x10\x03\x12\x1c\n\x18ROUTING_MODE_LOWEST_COST\x10\x04\x32\x86\x02\n\x0eRoutingService\x12>\n\x05Route\x12\x19.fillpath.v1.RouteRequest\x1a\x1a.fillpath.v1.RouteResponse\x12\\\n\x0fGetVenueQuality\x12#.fillpath.v1.GetVenueQualityRequest\x1a$.fillpath.v1.GetVenueQualityResponse\x12V\n\rListDecisions\x12!.fillpath.v1.ListDecisionsRequest\x1a\".fillpath.v1.ListDecisionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66illpath/v1/routing.proto\x12\x0b\x66illpath.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x66illpath/v1/common.proto\x1a\x18\x66illpath/v1/events.proto\"\xc3\x02\n\x0cRouteRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x1f\n\x04side\x18\x03 \x01(\x0e\x32\x11.fillpath.v1.Side\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x1e\n\x11limit_price_nanos\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12%\n\x07urgency\x18\x06 \x01(\x0e\x32\x14.fillpath.v1.Urgency\x12&\n\x04mode\x18\x07 \x01(\x0e\x32\x18.fillpath.v1.RoutingMode\x12\x18\n\x10preferred_venues\x18\x08 \x03(\t\x12\x17\n\x0f\x65xcluded_venues\x18\t \x03(\t\x12\x12\n\nmax_venues\x18\n \x01(\x05\x12\x12\n\nallow_dark\x18\x0b \x01(\x08\x42\x14\n\x12_limit_price_nanos\"\x85\x01\n\rRouteResponse\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x31\n\x0b\x61llocations\x18\x02 \x03(\x0b\x32\x1c.fillpath.v1.RouteAllocation\x12\x11\n\trationale\x18\x03 \x01(\t\x12\x19\n\x11\x65xpected_cost_bps\x18\x04 \x01(\x01\"8\n\x16GetVenueQualityRequest\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x0e\n\x06venues\x18\x02 \x03(\t\"\xdb\x02\n\x0cVenueQuality\x12\r\n\x05venue\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.fillpath.v1.VenueKind\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x11\n\tliquidity\x18\x05 \x01(\x01\x12\x16\n\x0elatency_micros\x18\x06 \x01(\x01\x12\x15\n\x08\x63ost_bps\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tfill_rate\x18\x08 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x0bmarkout_bps\x18\t \x01(\x01\x12\x11\n\tavailable\x18\n \x01(\x08\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07\x63ircuit\x18\x0c \x01(\x0e\x32\x19.fillpath.v1.CircuitStateB\x0b\n\t_cost_bpsB\x0c\n\n_fill_rate\"D\n\x17GetVenueQualityResponse\x12)\n\x06venues\x18\x01 \x03(\x0b\x32\x19.fillpath.v1.VenueQuality\"\xb2\x01\n\x14ListDecisionsRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x04page\x18\x05 \x01(\x0b\x32\x18.fillpath.v1.PageRequest\"a\n\x15ListDecisionsResponse\x12/\n\tdecisions\x18\x01 \x03(\x0b\x32\x1c.fillpath.v1.RoutingDecision\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa1\x01\n\x0bRoutingMode\x12\x1c\n\x18ROUTING_MODE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bROUTING_MODE_BEST_EXECUTION\x10\x01\x12\x1b\n\x17ROUTING_MODE_BEST_PRICE\x10\x02\x12\x18\n\x14ROUTING_MODE_FASTEST\x10\x03\x12\x1c\n\x18ROUTING_MODE_LOWEST_COST\x10\x04*|\n\x0c\x43ircuitState\x12\x1d\n\x19\x43IRCUIT_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43IRCUIT_STATE_CLOSED\x10\x01\x12\x16\n\x12\x43IRCUIT_STATE_OPEN\x10\x02\x12\x1b\n\x17\x43IRCUIT_STATE_HALF_OPEN\x10\x03\x32\x86\x02\n\x0eRoutingService\x12>\n\x05Route\x12\x19.fillpath.v1.RouteRequest\x1a\x1a.fillpath.v1.RouteResponse\x12\\\n\x0fGetVenueQuality\x12#.fillpath.v1.GetVenueQualityRequest\x1a$.fillpath.v1.GetVenueQualityResponse\x12V\n\rListDecisions\x12!.fillpath.v1.ListDecisionsRequest\x1a\".fillpath.v1.ListDecisionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fillpath.v1.routing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROUTINGMODE']._serialized_start=1267
-  _globals['_ROUTINGMODE']._serialized_end=1428
+  _globals['_ROUTINGMODE']._serialized_start=1348
+  _globals['_ROUTINGMODE']._serialized_end=1509
+  _globals['_CIRCUITSTATE']._serialized_start=1511
+  _globals['_CIRCUITSTATE']._serialized_end=1635
   _globals['_ROUTEREQUEST']._serialized_start=128
   _globals['_ROUTEREQUEST']._serialized_end=451
   _globals['_ROUTERESPONSE']._serialized_start=454
@@ -43,13 +45,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETVENUEQUALITYREQUEST']._serialized_start=589
   _globals['_GETVENUEQUALITYREQUEST']._serialized_end=645
   _globals['_VENUEQUALITY']._serialized_start=648
-  _globals['_VENUEQUALITY']._serialized_end=914
-  _globals['_GETVENUEQUALITYRESPONSE']._serialized_start=916
-  _globals['_GETVENUEQUALITYRESPONSE']._serialized_end=984
-  _globals['_LISTDECISIONSREQUEST']._serialized_start=987
-  _globals['_LISTDECISIONSREQUEST']._serialized_end=1165
-  _globals['_LISTDECISIONSRESPONSE']._serialized_start=1167
-  _globals['_LISTDECISIONSRESPONSE']._serialized_end=1264
-  _globals['_ROUTINGSERVICE']._serialized_start=1431
-  _globals['_ROUTINGSERVICE']._serialized_end=1693
+  _globals['_VENUEQUALITY']._serialized_end=995
+  _globals['_GETVENUEQUALITYRESPONSE']._serialized_start=997
+  _globals['_GETVENUEQUALITYRESPONSE']._serialized_end=1065
+  _globals['_LISTDECISIONSREQUEST']._serialized_start=1068
+  _globals['_LISTDECISIONSREQUEST']._serialized_end=1246
+  _globals['_LISTDECISIONSRESPONSE']._serialized_start=1248
+  _globals['_LISTDECISIONSRESPONSE']._serialized_end=1345
+  _globals['_ROUTINGSERVICE']._serialized_start=1638
+  _globals['_ROUTINGSERVICE']._serialized_end=1900
 # @@protoc_insertion_point(module_scope)
