@@ -20,6 +20,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fillpath.algo.trajectory import ImpactModel, trajectory
 from fillpath.bench.bus import run_bus_bench
 from fillpath.bench.lab import run_lab_bench
 from fillpath.bench.monitor import run_monitor_bench
@@ -378,6 +379,96 @@ def tca_report(files: tuple[Path, ...], out: Path, title: str) -> None:
     with _errors():
         page, table = write_report(documents, out, title)
     console.print(f"report: {page}\nfills:  {table}")
+
+
+@main.group()
+def algos() -> None:
+    """Execution algorithms: the schedules they follow."""
+
+
+@algos.command(name="plan")
+@click.option("--algorithm", type=click.Choice(["is", "twap"], case_sensitive=False),
+              default="is", show_default=True,
+              help="is: implementation shortfall (Almgren–Chriss, risk aversion λ); twap: the "
+              "straight line (λ = 0).")  # fmt: skip
+@click.option("--shares", "-X", type=float, default=1e6, show_default=True,
+              help="X: shares to trade.")  # fmt: skip
+@click.option("--horizon", "-T", type=float, default=5.0, show_default=True,
+              help="T: the time to trade them in (days in the paper).")  # fmt: skip
+@click.option("--periods", "-N", type=int, default=5, show_default=True, help="N: periods.")
+@click.option("--sigma", type=float, default=0.95, show_default=True,
+              help="σ: volatility, price per √time.")  # fmt: skip
+@click.option("--eta", type=float, default=2.5e-6, show_default=True,
+              help="η: temporary impact, price per share per time.")  # fmt: skip
+@click.option("--gamma", type=float, default=2.5e-7, show_default=True,
+              help="γ: permanent impact, price per share.")  # fmt: skip
+@click.option("--epsilon", type=float, default=0.0625, show_default=True,
+              help="ε: fixed cost per share (half the spread, fees).")  # fmt: skip
+@click.option("--risk-aversion", "--lambda", "risk_aversion", type=float, default=1e-6,
+              show_default=True, help="λ: weight of variance against expected cost.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+def algos_plan(
+    algorithm: str,
+    shares: float,
+    horizon: float,
+    periods: int,
+    sigma: float,
+    eta: float,
+    gamma: float,
+    epsilon: float,
+    risk_aversion: float,
+    as_json: bool,
+) -> None:
+    """The schedule an algorithm would follow: holdings and trades per period, and the expected
+    cost and variance of the trajectory. Defaults: Almgren & Chriss (2000)'s example."""
+    with _errors():
+        model = ImpactModel(
+            shares=shares, horizon=horizon, periods=periods, sigma=sigma, eta=eta, gamma=gamma,
+            epsilon=epsilon, risk_aversion=0.0 if algorithm.lower() == "twap" else risk_aversion,
+        )  # fmt: skip
+    plan = trajectory(model)
+    lam = model.risk_aversion
+    figures = {
+        "algorithm": algorithm.upper(),
+        "model": dataclasses.asdict(model),
+        "tau": model.tau,
+        "kappa": plan.kappa,
+        "half_life": None if plan.kappa == 0 else plan.half_life,
+        "periods": [
+            {
+                "period": k,
+                "time": k * model.tau,
+                "trade": float(plan.trades[k - 1]) if k else 0.0,
+                "holdings": float(plan.holdings[k]),
+            }
+            for k in range(model.periods + 1)
+        ],
+        "expected_cost": plan.expected_cost,
+        "variance": plan.variance,
+        "std_dev": plan.variance**0.5,
+        "utility": plan.expected_cost + lam * plan.variance,
+    }
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    table = Table(
+        title=f"{figures['algorithm']} (λ = {lam:g}): X = {shares:,.0f}, T = {horizon:g}, "
+        f"N = {periods}",
+        title_justify="left",
+        header_style="bold",
+    )
+    for column in ("period", "time", "trade", "holdings after"):
+        table.add_column(column, justify="right")
+    for row in figures["periods"]:
+        table.add_row(str(row["period"]), f"{row['time']:g}", f"{row['trade']:,.1f}",
+                      f"{row['holdings']:,.1f}")  # fmt: skip
+    console.print(table)
+    half_life = "∞ (a straight line)" if plan.kappa == 0 else f"{plan.half_life:.4g}"
+    console.print(
+        f"expected cost E = {plan.expected_cost:,.2f}   variance V = {plan.variance:.6g}   "
+        f"√V = {figures['std_dev']:,.2f}\nE + λV = {figures['utility']:,.2f}   "
+        f"κ = {plan.kappa:.6g}   half-life 1/κ = {half_life}"
+    )
 
 
 @main.group()
