@@ -44,7 +44,8 @@ def test_get_venues_shows_the_printer_columns(control_plane: ControlPlane, names
     table = control_plane.kubectl("get", "venues", "-n", namespace).stdout.splitlines()
 
     assert table[0].split() == [
-        "NAME", "KIND", "ENABLED", "CONNECTION", "TAKER", "FEE", "CONNECTED", "READY", "AGE",
+        "NAME", "KIND", "ENABLED", "CONNECTION", "TAKER", "FEE", "CONNECTED", "SCORE", "READY",
+        "AGE",
     ]  # fmt: skip
     vertex = next(line.split() for line in table if line.startswith("vertex"))
     assert vertex[1:5] == ["lit", "true", "simulated", "-0.0005"]
