@@ -26,15 +26,14 @@ from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
 from fillpath.infra.grpc_server import RunningServer, create_server, wait_for_signal
 from fillpath.infra.outbox import OutboxRelay
-from fillpath.infra.postgres.embedded import start_embedded_postgres
 from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.postgres.notifier import PositionNotifier
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
-from fillpath.infra.redis.embedded import start_embedded_redis
 from fillpath.infra.redis.rate_limiter import RedisRateLimiter
 from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.settings import Settings
+from fillpath.infra.storage import resolve_storage
 from fillpath.infra.telemetry import configure_tracing
 from fillpath.infra.workers import run_workers
 from fillpath.oms.expiry import ExpirySweeper
@@ -193,15 +192,9 @@ def main() -> None:
     """Runs the OMS: one process per core on one port (FILLPATH_OMS_PROCESSES to choose)."""
     settings = Settings.from_env(os.environ)
     _configure(settings)
-    pg_dsn = settings.postgres.dsn or start_embedded_postgres(settings.data_dir / "postgres").dsn
-    redis_url = settings.redis.url or start_embedded_redis(settings.data_dir / "redis").url
     # Migrate once, here, before the workers start; hand them the resolved connections.
-    migrate(pg_dsn, [EVENT_STORE_MIGRATIONS, OMS_MIGRATIONS])
-    settings = dataclasses.replace(
-        settings,
-        postgres=dataclasses.replace(settings.postgres, dsn=pg_dsn),
-        redis=dataclasses.replace(settings.redis, url=redis_url),
-    )
+    settings = resolve_storage(settings)
+    migrate(settings.postgres.dsn, [EVENT_STORE_MIGRATIONS, OMS_MIGRATIONS])
     processes = settings.oms.processes or os.cpu_count() or 1
     address, wait = run_workers(
         processes, settings.oms.address, functools.partial(serve_worker, settings)

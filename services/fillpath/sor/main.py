@@ -8,7 +8,6 @@ It compiles the routing kernel before it serves, and prints one line,
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -22,14 +21,13 @@ from fillpath.infra.bus import Bus
 from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
 from fillpath.infra.grpc_server import RunningServer, create_server, wait_for_signal
-from fillpath.infra.postgres.embedded import start_embedded_postgres
 from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
 from fillpath.infra.pulsar.bus import PulsarBus
-from fillpath.infra.redis.embedded import start_embedded_redis
 from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.settings import Settings
+from fillpath.infra.storage import resolve_storage
 from fillpath.infra.telemetry import configure_tracing
 from fillpath.sor.decisions import SOR_MIGRATIONS, DecisionLog
 from fillpath.sor.market import MarketBook
@@ -100,13 +98,8 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     configure_tracing("fillpath-sor", settings.trace_to_console)
-    pg_dsn = settings.postgres.dsn or start_embedded_postgres(settings.data_dir / "postgres").dsn
-    redis_url = settings.redis.url or start_embedded_redis(settings.data_dir / "redis").url
-    settings = dataclasses.replace(
-        settings,
-        postgres=dataclasses.replace(settings.postgres, dsn=pg_dsn),
-        redis=dataclasses.replace(settings.redis, url=redis_url),
-    )
+    settings = resolve_storage(settings)
+    pg_dsn, redis_url = settings.postgres.dsn, settings.redis.url
     bus = PulsarBus(
         settings.bus.pulsar_url,
         topic_prefix=settings.bus.topic_prefix,
