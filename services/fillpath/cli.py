@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fillpath.algo.trajectory import ImpactModel, trajectory
+from fillpath.bench.algos import run_algos_bench, run_algos_quality
 from fillpath.bench.bus import run_bus_bench
 from fillpath.bench.lab import run_lab_bench
 from fillpath.bench.monitor import run_monitor_bench
@@ -554,6 +555,34 @@ def bench_sor(
         console, venues=venues, decisions=decisions, seed=seed, rate=rate, duration=duration,
         as_json=as_json,
     )  # fmt: skip
+
+
+@bench.command(name="algos")
+@click.option("--steps", type=click.IntRange(100, 10**7), default=20_000, show_default=True,
+              help="Decisions timed per algorithm.")  # fmt: skip
+@click.option("--quality", is_flag=True,
+              help="Instead: execution quality on the market lab.")  # fmt: skip
+@click.option("--seeds", type=click.IntRange(2, 1_000), default=50, show_default=True,
+              help="With --quality: full-day VWAP sessions.")  # fmt: skip
+@click.option("--frontier-seeds", type=click.IntRange(2, 1_000), default=20, show_default=True,
+              help="With --quality: sessions per risk aversion (and TWAP).")  # fmt: skip
+@click.option("--pov-seeds", type=click.IntRange(1, 1_000), default=5, show_default=True,
+              help="With --quality: POV sessions.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench_algos(
+    steps: int, quality: bool, seeds: int, frontier_seeds: int, pov_seeds: int, as_json: bool
+) -> None:
+    """Next-slice decision time of every algorithm, in process, beside an empty call and the
+    sizing kernel alone. With --quality: executions on the market lab — VWAP slippage over
+    many seeds, POV participation, TWAP's distance from its line, and implementation
+    shortfall's efficient frontier against TWAP."""
+    if quality:
+        run_algos_quality(
+            console, seeds=seeds, frontier_seeds=frontier_seeds, pov_seeds=pov_seeds,
+            as_json=as_json,
+        )  # fmt: skip
+        return
+    run_algos_bench(console, steps=steps, as_json=as_json)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,14 @@ class ImpactModel:
         return self.eta - 0.5 * self.gamma * self.tau
 
 
+def impact_estimate(price: float, adv: float, daily_volatility: float) -> tuple[float, float]:
+    """(η, γ) for an instrument, in $ and days, by a rule of thumb until they are fitted on
+    fills: trading at 10 % of the day's volume costs 0.05 daily σ a share (temporary), and a
+    whole day's volume moves the price 0.1 σ for good (permanent)."""
+    sigma = daily_volatility * price
+    return 0.05 * sigma / (0.1 * adv), 0.1 * sigma / adv
+
+
 @dataclass(frozen=True, slots=True)
 class Trajectory:
     holdings: np.ndarray

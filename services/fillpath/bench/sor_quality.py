@@ -45,14 +45,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fillpath.api.v1 import events_pb2
+from fillpath.bench.desk import LIQUIDITY, Feed
 from fillpath.core.commands import (
     CancelOrder,
     ChildOrderRequest,
     PlaceChildOrders,
     SubmitOrder,
 )
-from fillpath.core.enums import ExecType, LiquidityFlag, OrderType, Side, TimeInForce, Urgency
+from fillpath.core.enums import ExecType, OrderType, Side, TimeInForce, Urgency
 from fillpath.core.errors import FailedPrecondition
 from fillpath.core.events import OrderEvent
 from fillpath.core.ids import stream_id_of
@@ -60,14 +60,13 @@ from fillpath.core.parent_order import ParentOrder
 from fillpath.core.price import Price
 from fillpath.core.routing import TAKE, RouteAllocation
 from fillpath.core.venues import VenueOrder
-from fillpath.infra.bus import BusMessage
 from fillpath.infra.event_proto import envelope_of
 from fillpath.infra.event_store import EventMetadata, RecordedEvent
 from fillpath.infra.redis.embedded import start_embedded_redis
 from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.settings import SorSettings
 from fillpath.market.config import LabConfig, lab_parameters
-from fillpath.market.lab import MarketLab, lab_for
+from fillpath.market.lab import lab_for
 from fillpath.market.layout import BUY, NO_LEVEL, SELL
 from fillpath.market.marketdata import MarketDataPublisher
 from fillpath.monitor.tca import Fills, Quotes, Tape, TcaOrder, order_tca
@@ -140,33 +139,6 @@ class _Execution:
     ended: float | None = None
 
 
-class _Feed:
-    """The lab's market data, as RoutingService folds it (book and learner), and kept for TCA."""
-
-    def __init__(self, lab: MarketLab, book: MarketBook, learner: Learner) -> None:
-        self._open = lab.time_of(0.0).timestamp()
-        self._book = book
-        self._learner = learner
-        self.quotes: list[tuple[float, float, float]] = []  # seconds, bid, ask (currency)
-        self.trades: list[tuple[float, int, float]] = []  # seconds, quantity, price
-
-    def publish(self, messages: Sequence[BusMessage]) -> None:
-        for message in messages:
-            envelope = events_pb2.EventEnvelope.FromString(message.payload)
-            self._book.apply(envelope)
-            self._learner.on_market_data(envelope)
-            kind = envelope.WhichOneof("payload")
-            if kind == "consolidated_quote_updated":
-                q = envelope.consolidated_quote_updated
-                if q.bid_price_nanos > 0 and q.ask_price_nanos > 0:
-                    at = q.exchange_time_unix_nanos / NANOS - self._open
-                    self.quotes.append((at, q.bid_price_nanos / NANOS, q.ask_price_nanos / NANOS))
-            elif kind == "trade_printed":
-                t = envelope.trade_printed
-                at = t.exchange_time_unix_nanos / NANOS - self._open
-                self.trades.append((at, t.quantity, t.price_nanos / NANOS))
-
-
 class _Session:
     """One arm: a lab session, the router (or the naive one) and the executions."""
 
@@ -189,7 +161,7 @@ class _Session:
         self.router = Router(
             self.book, reference.instruments, settings, clock=self._time_now, seed=seed
         )
-        self.feed = _Feed(self.lab, self.book, self.learner)
+        self.feed = Feed(self.lab, self.book, self.learner)
         self.publisher = MarketDataPublisher(self.lab, self.feed)
         self.venues = {v.name: v for v in self.lab.venues}
         self.executions: dict[str, _Execution] = {}
@@ -253,7 +225,7 @@ class _Session:
                         (report.transact_time - self.lab.time_of(0.0)).total_seconds(),
                         report.last_quantity,
                         report.last_price.nanos,
-                        _LIQUIDITY[report.liquidity],
+                        LIQUIDITY[report.liquidity],
                         report.fee_nanos,
                         report.venue,
                         execution.round_of[report.order_id],
@@ -531,14 +503,6 @@ def routed_to_cheapest(
         hits += sum(q for v, q in r.routed.items() if v in cheapest)
         total += sum(r.routed.values())
     return hits, total
-
-
-_LIQUIDITY = {
-    LiquidityFlag.MAKER: "maker",
-    LiquidityFlag.TAKER: "taker",
-    LiquidityFlag.MIDPOINT: "midpoint",
-    None: "taker",
-}
 
 
 def _fresh_redis(url: str) -> redis.Redis:

@@ -44,7 +44,8 @@ def test_kernel_agrees_with_the_reference_and_keeps_its_promises(
         due = int(min(max(target, 0.0), 1.0) * quantity)
         if sent:
             assert executed + working + sent <= due  # a slice never runs ahead of schedule
-            assert sent >= (min(min_slice, max_slice) if max_slice else min_slice)  # cap wins
+            floor = min(min_slice, max_slice) if max_slice else min_slice  # the cap wins
+            assert sent >= floor or sent == leaves  # ... and the last of the order goes
 
 
 def test_behind_schedule_sends_what_is_due_and_final_sends_the_rest() -> None:
@@ -54,6 +55,9 @@ def test_behind_schedule_sends_what_is_due_and_final_sends_the_rest() -> None:
     assert next_slice(0.25, 10_000, 2_500, 500, 100, 200, 0, False) == 0  # ahead
     assert next_slice(0.32, 10_000, 3_000, 0, 100, 300, 0, False) == 0  # 200 < min slice
     assert next_slice(0.5, 10_050, 9_000, 0, 100, 300, 0, True) == 1_050  # odd lot at the end
+    # 40 shares left after odd-lot fills, and all of it due: they go now, not at the end.
+    assert next_slice(1.0, 10_000, 9_960, 0, 100, 300, 0, False) == 40
+    assert next_slice(0.99, 10_000, 9_960, 0, 100, 300, 0, False) == 0  # not due yet
 
 
 def test_curves_run_from_nothing_to_everything_and_never_go_back() -> None:

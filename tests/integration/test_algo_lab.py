@@ -1,0 +1,48 @@
+"""Algorithm executions on the market lab: the engine deciding, the real router routing every
+slice (venue quality in a real Redis), the OMS's order model keeping the child orders, the lab
+filling them."""
+
+from __future__ import annotations
+
+from fillpath.algo.events import SliceSent
+from fillpath.algo.execution import Execution, ExecutionState
+from fillpath.algo.params import resolve
+from fillpath.bench.algo_lab import AlgoOrder, AlgoSession, participation_windows
+from fillpath.bench.algos import algo_profiles
+from fillpath.bench.desk import LabDesk
+from fillpath.core.enums import Side
+
+
+def test_executions_fill_their_orders_within_their_limits_and_replay_from_events(
+    redis_url: str,
+) -> None:
+    profiles = algo_profiles()
+    desk = LabDesk("ACME", 3, redis_url)
+    session = AlgoSession(desk)
+    orders = [
+        AlgoOrder(order_id="POV", side=Side.BUY, quantity=20_000,
+                  params=resolve(profiles["pov-10"]), start=1_800.0, end=3_600.0),
+        AlgoOrder(order_id="ICE", side=Side.SELL, quantity=8_000,
+                  params=resolve(profiles["iceberg-passive"]), start=1_800.0, end=3_600.0),
+    ]  # fmt: skip
+
+    runs = session.run(orders)
+
+    tape, _ = desk.market_record()
+    for run in runs:
+        execution = run.execution
+        assert execution.state is ExecutionState.COMPLETED, execution.reason
+        assert execution.executed == run.order.quantity
+        # The OMS's view agrees, and no child order took the parent beyond its quantity.
+        assert run.parent.parent.filled_quantity == run.order.quantity
+        sent = [e for e in run.events if isinstance(e, SliceSent)]
+        assert sum(f.quantity for f in run.fills) == run.order.quantity
+        assert all(s.quantity <= run.order.quantity - s.executed for s in sent)
+        replayed = Execution.from_events(run.events, session.calendar)
+        assert (replayed.state, replayed.executed, replayed.slices) == (
+            execution.state, execution.executed, execution.slices,
+        )  # fmt: skip
+    pov = runs[0]
+    participation, busiest = participation_windows(pov, tape.time, tape.quantity)
+    assert 0.08 <= participation <= 0.12  # the target is 10 %
+    assert busiest <= 0.15  # the profile's cap, over every trailing minute
