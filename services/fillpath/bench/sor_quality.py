@@ -34,48 +34,29 @@ import json
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import redis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fillpath.bench.desk import LIQUIDITY, Feed
-from fillpath.core.commands import (
-    CancelOrder,
-    ChildOrderRequest,
-    PlaceChildOrders,
-    SubmitOrder,
-)
+from fillpath.bench.desk import LIQUIDITY, Fill, LabDesk
 from fillpath.core.enums import ExecType, OrderType, Side, TimeInForce, Urgency
 from fillpath.core.errors import FailedPrecondition
-from fillpath.core.events import OrderEvent
-from fillpath.core.ids import stream_id_of
 from fillpath.core.parent_order import ParentOrder
 from fillpath.core.price import Price
 from fillpath.core.routing import TAKE, RouteAllocation
-from fillpath.core.venues import VenueOrder
-from fillpath.infra.event_proto import envelope_of
-from fillpath.infra.event_store import EventMetadata, RecordedEvent
 from fillpath.infra.redis.embedded import start_embedded_redis
 from fillpath.infra.reference_data import load_reference_data
-from fillpath.infra.settings import SorSettings
-from fillpath.market.config import LabConfig, lab_parameters
-from fillpath.market.lab import lab_for
+from fillpath.market.config import LabConfig
 from fillpath.market.layout import BUY, NO_LEVEL, SELL
-from fillpath.market.marketdata import MarketDataPublisher
-from fillpath.monitor.tca import Fills, Quotes, Tape, TcaOrder, order_tca
-from fillpath.sor.market import NANOS, MarketBook
-from fillpath.sor.quality import Learner, QualityStore
-from fillpath.sor.router import HORIZONS, RouteOrder, Router
-from fillpath.sor.service import load_learned
+from fillpath.monitor.tca import Quotes, Tape
+from fillpath.sor.market import NANOS
+from fillpath.sor.router import HORIZONS, RouteOrder
 from fillpath.sor.state import LIT
-from fillpath.sor.venues import load_venue_specs
 
 ARMS = ("smart", "smart, no leakage guard", "naive")
 MAX_ROUNDS = 8
@@ -145,37 +126,13 @@ class _Session:
     def __init__(
         self, arm: str, symbol: str, seed: int, redis_url: str, progress: Progress
     ) -> None:
-        reference = load_reference_data()
+        self.desk = LabDesk(symbol, seed, redis_url, leakage_guard=arm == ARMS[0])
         self.symbol = symbol
         self.arm = arm
-        self.lab = lab_for(LabConfig(seed=seed), reference.instruments, lab_parameters(), [symbol])
-        self.instrument = reference.instruments[symbol]
-        specs = load_venue_specs(None)
-        self.book = MarketBook(specs)
-        self.quality = QualityStore(_fresh_redis(redis_url), specs)
-        settings = replace(SorSettings(), leakage_guard=arm == ARMS[0])
-        self.learner = Learner(
-            self.quality, self.book, breaker_failures=settings.breaker_failures,
-            breaker_cooldown=settings.breaker_cooldown, clock=self._unix_now,
-        )  # fmt: skip
-        self.router = Router(
-            self.book, reference.instruments, settings, clock=self._time_now, seed=seed
-        )
-        self.feed = Feed(self.lab, self.book, self.learner)
-        self.publisher = MarketDataPublisher(self.lab, self.feed)
-        self.venues = {v.name: v for v in self.lab.venues}
+        self.lab = self.desk.lab
+        self.book = self.desk.book
         self.executions: dict[str, _Execution] = {}
-        self._child_of: dict[str, _Execution] = {}
-        self._seq = 0
         self._progress = progress
-
-    # ---- clocks ------------------------------------------------------------------------------
-
-    def _time_now(self) -> datetime:
-        return self.lab.time_of(self.lab.now)
-
-    def _unix_now(self) -> float:
-        return self._time_now().timestamp()
 
     # ---- the run -----------------------------------------------------------------------------
 
@@ -192,8 +149,7 @@ class _Session:
                 target = min(target, max(pending[0].arrival, now + ACTIVE_STEP))
             self._advance(target)
             now = target
-            self.router.breakers = self.quality.breakers()
-            load_learned(self.book, self.quality, {self.symbol: self.instrument})
+            self.desk.refresh_router()
             while pending and pending[0].arrival <= now:
                 execution = self._start(pending.pop(0))
                 if execution is not None:
@@ -207,54 +163,26 @@ class _Session:
         self._progress.update(task, completed=len(orders))
 
     def _advance(self, until: float) -> None:
-        step = self.lab.advance(until)
-        for data in step.market_data:
-            self.publisher(data)
-        for report in step.reports:
-            execution = self._child_of.get(report.order_id)
-            if execution is None:
-                continue
-            # Recorded when it reached us: the venue's time plus the way back.
-            venue = self.venues[report.venue]
-            assert report.transact_time is not None
-            received = report.transact_time + timedelta(seconds=venue.order_entry_latency)
-            self._learn(execution.order.apply_report(report, received), received)
-            if report.exec_type is ExecType.TRADE and report.last_price is not None:
+        for report in self.desk.advance(until):
+            execution = report.owner
+            assert isinstance(execution, _Execution)
+            self.desk.apply(execution.order, report)
+            r = report.report
+            if r.exec_type is ExecType.TRADE and r.last_price is not None:
+                assert r.transact_time is not None
                 execution.fills.append(
                     (
-                        (report.transact_time - self.lab.time_of(0.0)).total_seconds(),
-                        report.last_quantity,
-                        report.last_price.nanos,
-                        LIQUIDITY[report.liquidity],
-                        report.fee_nanos,
-                        report.venue,
-                        execution.round_of[report.order_id],
+                        self.desk.seconds(r.transact_time), r.last_quantity, r.last_price.nanos,
+                        LIQUIDITY[r.liquidity], r.fee_nanos, r.venue,
+                        execution.round_of[r.order_id],
                     )
-                )
-
-    def _learn(self, events: Sequence[OrderEvent], at: datetime) -> None:
-        for event in events:
-            self._seq += 1
-            recorded = RecordedEvent(
-                position=self._seq, stream_id=stream_id_of(event.order_id), version=self._seq,
-                event_type=type(event).__name__, schema_version=1, event=event,
-                metadata=EventMetadata(event_id=f"quality-{self._seq}"), recorded_at=at,
-                hash=b"",
-            )  # fmt: skip
-            self.learner.on_order_event(envelope_of(recorded))
+                )  # fmt: skip
 
     def _start(self, parent: Parent) -> _Execution | None:
         market = self.book.get(self.symbol)
         if market is None or market.mid <= 0:
             return None
-        at = self._time_now()
-        terms = SubmitOrder(
-            client_order_id=parent.order_id, account="DESK-EQ", portfolio="ALPHA",
-            symbol=self.symbol, side=parent.side, order_type=OrderType.MARKET,
-            time_in_force=TimeInForce.DAY, quantity=parent.quantity,
-        ).terms(parent.order_id)  # fmt: skip
-        order, events = ParentOrder.submit(terms, at, None)
-        self._learn(events, at)
+        order = self.desk.submit(parent.order_id, parent.side, parent.quantity)
         execution = _Execution(
             parent=parent, order=order, mid=market.mid, bid=market.bid, ask=market.ask
         )
@@ -269,10 +197,8 @@ class _Session:
         current = execution.rounds[-1] if execution.rounds else None
         if live:
             if current is not None and now >= current.deadline and not execution.canceling:
-                at = self._time_now()
                 for child in live:
-                    self._learn(order.cancel(CancelOrder(order_id=child.order_id), at), at)
-                    self.lab.cancel(child.order_id)
+                    self.desk.cancel(order, child.order_id)
                 execution.canceling = True
             return False
         execution.canceling = False
@@ -294,7 +220,7 @@ class _Session:
             allocations = () if allocation is None else (allocation,)
         else:
             try:
-                decision = self.router.route(
+                decision = self.desk.router.route(
                     RouteOrder(
                         order_id=parent.order_id, symbol=self.symbol, side=parent.side,
                         quantity=leaves, urgency=urgency, allow_dark=True,
@@ -324,33 +250,9 @@ class _Session:
     def _place(self, execution: _Execution, allocations: Sequence[RouteAllocation]) -> None:
         order = execution.order
         n = len(order.children)
-        command = PlaceChildOrders(
-            parent_order_id=order.order_id,
-            children=tuple(
-                ChildOrderRequest(
-                    client_order_id=f"{order.order_id}-{n + i}", venue=a.venue,
-                    quantity=a.quantity, order_type=a.order_type, time_in_force=a.time_in_force,
-                    limit_price=a.limit_price, post_only=a.post_only,
-                    min_quantity=a.min_quantity,
-                )
-                for i, a in enumerate(allocations)
-            ),
-        )  # fmt: skip
-        at = self._time_now()
-        events = order.place_children(command, at)
-        self._learn(events, at)
-        for event in events:
-            terms = event.terms  # type: ignore[attr-defined]
-            self._child_of[terms.order_id] = execution
-            execution.round_of[terms.order_id] = len(execution.rounds) - 1
-            self.lab.submit(
-                VenueOrder(
-                    order_id=terms.order_id, symbol=terms.symbol, venue=terms.venue,
-                    side=terms.side, quantity=terms.quantity, order_type=terms.order_type,
-                    limit_price=terms.limit_price, time_in_force=terms.time_in_force,
-                    post_only=terms.post_only, min_quantity=terms.min_quantity,
-                )
-            )  # fmt: skip
+        ids = [f"{order.order_id}-{n + i}" for i in range(len(allocations))]
+        for event in self.desk.place(order, allocations, ids, execution):
+            execution.round_of[event.order_id] = len(execution.rounds) - 1
 
     def _naive(self, side: Side, quantity: int) -> RouteAllocation | None:
         """Everything to the lit venue with the best displayed price (the larger size breaks
@@ -406,19 +308,13 @@ class _Session:
     # ---- figures -----------------------------------------------------------------------------
 
     def figures(self) -> dict[str, Any]:
-        quotes = np.array(self.feed.quotes or [(0.0, math.nan, math.nan)])
-        trades = np.array(self.feed.trades or [(0.0, 0, math.nan)])
-        tape = Tape(
-            time=trades[:, 0], quantity=trades[:, 1], price=trades[:, 2],
-            own=np.zeros(len(trades), dtype=bool),
-        )  # fmt: skip
-        nbbo = Quotes(time=quotes[:, 0], bid=quotes[:, 1], ask=quotes[:, 2])
+        record = self.desk.market_record()
         costs, notionals, filled, wanted = [], [], 0, 0
         dark: dict[str, list[float]] = {}  # pool → [Σ markout bps × shares, shares]
         liquidity: dict[str, int] = {}
         in_set = routed = 0
         for execution in self.executions.values():
-            tca = self._tca(execution, tape, nbbo)
+            tca = self._tca(execution, record)
             costs.append(tca["implementation_shortfall"]["bps"]["total"])
             notionals.append(execution.parent.quantity * execution.mid / NANOS)
             filled += int(tca["filled_quantity"])
@@ -456,27 +352,14 @@ class _Session:
             "rounds_mean": float(np.mean([len(e.rounds) for e in self.executions.values()])),
         }
 
-    def _tca(self, execution: _Execution, tape: Tape, quotes: Quotes) -> dict[str, Any]:
+    def _tca(self, execution: _Execution, record: tuple[Tape, Quotes]) -> dict[str, Any]:
         parent = execution.parent
-        fills = execution.fills
-        times = np.array([f[0] for f in fills])
-        i = np.clip(np.searchsorted(quotes.time, times, side="right") - 1, 0, len(quotes.time) - 1)
         end = execution.ended if execution.ended is not None else self.lab.now
-        j = max(int(np.searchsorted(quotes.time, end, side="right")) - 1, 0)
-        end_mid = float((quotes.bid[j] + quotes.ask[j]) / 2)
-        order = TcaOrder(
-            side=1 if parent.side is Side.BUY else -1, quantity=parent.quantity,
-            decision_price=execution.mid / NANOS, arrival_time=parent.arrival, end_time=end,
-            arrival_bid=execution.bid / NANOS, arrival_ask=execution.ask / NANOS,
-            end_mid=end_mid, post_trade_mid=end_mid,
-        )  # fmt: skip
-        done = Fills(
-            time=times, quantity=np.array([f[1] for f in fills], dtype=np.float64),
-            price=np.array([f[2] for f in fills]) / NANOS, bid=quotes.bid[i], ask=quotes.ask[i],
-            liquidity=np.array([f[3] for f in fills], dtype=str),
-            venue_fee=np.array([f[4] for f in fills]) / NANOS,
-        )  # fmt: skip
-        return order_tca(order, done, tape, quotes, markout_horizons=(MARKOUT,))
+        fills = [Fill(*f[:6]) for f in execution.fills]
+        arrival = (parent.arrival, execution.bid, execution.ask)
+        return self.desk.tca(
+            parent.side, parent.quantity, arrival, end, fills, record, markouts=(MARKOUT,)
+        )
 
 
 def routed_to_cheapest(
@@ -503,12 +386,6 @@ def routed_to_cheapest(
         hits += sum(q for v, q in r.routed.items() if v in cheapest)
         total += sum(r.routed.values())
     return hits, total
-
-
-def _fresh_redis(url: str) -> redis.Redis:
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    return client
 
 
 def run_sor_quality(
