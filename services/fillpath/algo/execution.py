@@ -567,13 +567,7 @@ class Execution:
         `ESCALATE_AFTER`), so what they hold is re-routed at the higher urgency."""
         for s in self.open_slices():
             if not s.canceling and s.urgency < urgency and t - s.sent_at >= ESCALATE_AFTER:
-                self._record(
-                    events,
-                    SliceCancelRequested(
-                        execution_id=self.execution_id, occurred_at=now, slice=s.number,
-                        reason=f"behind schedule: re-route at {urgency.name} urgency",
-                    ),
-                )  # fmt: skip
+                self._pull(events, now, s, f"behind schedule: re-route at {urgency.name} urgency")
 
     def _cap(self, t: float, market: MarketSnapshot) -> int | None:
         """The most that may be sent without our share of the trailing window's volume
@@ -628,28 +622,17 @@ class Execution:
         if self.spec.params.algorithm is AlgorithmKind.ICEBERG:
             return  # the displayed slice rests until it fills or the window closes
         timeout = CHILD_TIMEOUT
+        reason = f"unfilled after {timeout:g} s: cancel, then re-route the rest"
         for s in self.open_slices():
             if not s.canceling and t - s.sent_at >= timeout:
-                self._record(
-                    events,
-                    SliceCancelRequested(
-                        execution_id=self.execution_id, occurred_at=now, slice=s.number,
-                        reason=f"unfilled after {timeout:g} s: cancel, then re-route the rest",
-                    ),
-                )  # fmt: skip
+                self._pull(events, now, s, reason)
 
     def _finish(self, events: list[AlgoEvent], now: datetime) -> None:
         """The window has closed: pull what works, send the rest once, then complete."""
         live = self.open_slices()
         for s in live:
             if not s.final and not s.canceling:
-                self._record(
-                    events,
-                    SliceCancelRequested(
-                        execution_id=self.execution_id, occurred_at=now, slice=s.number,
-                        reason="the window closed",
-                    ),
-                )  # fmt: skip
+                self._pull(events, now, s, "the window closed")
         if live:
             return
         if any(s.final for s in self.slices.values()) or self.leaves <= 0:
@@ -673,13 +656,16 @@ class Execution:
     def _cancel_open(self, events: list[AlgoEvent], now: datetime, reason: str) -> None:
         for s in self.open_slices():
             if not s.canceling:
-                self._record(
-                    events,
-                    SliceCancelRequested(
-                        execution_id=self.execution_id, occurred_at=now, slice=s.number,
-                        reason=reason,
-                    ),
-                )  # fmt: skip
+                self._pull(events, now, s, reason)
+
+    def _pull(self, events: list[AlgoEvent], now: datetime, s: Slice, reason: str) -> None:
+        """Asks for the slice's children to be canceled; what they leave is decided again."""
+        self._record(
+            events,
+            SliceCancelRequested(
+                execution_id=self.execution_id, occurred_at=now, slice=s.number, reason=reason
+            ),
+        )
 
     def _interval(self) -> float:
         params = self.spec.params
