@@ -236,4 +236,77 @@ def sample_events() -> list[Any]:
             excluded=(("orbit", "excluded by the request"), ("umbra", "circuit open")),
             rationale="take 500 on lumen, ping shade for 400",
         ),
+        *sample_algo_events(),
+    ]
+
+
+def sample_algo_events() -> list[Any]:
+    """One instance of every algorithm execution event, with every optional field set."""
+    from fillpath.core.enums import AlgorithmKind, Urgency
+    from fillpath.core.executions import (
+        AlgoParams,
+        DeviationRecorded,
+        ExecutionAdjusted,
+        ExecutionCanceled,
+        ExecutionCompleted,
+        ExecutionCreated,
+        ExecutionFailed,
+        ExecutionPaused,
+        ExecutionResumed,
+        ExecutionSpec,
+        ExecutionStarted,
+        SliceCancelRequested,
+        SliceClosed,
+        SliceFilled,
+        SliceRouted,
+        SliceSent,
+    )
+    from fillpath.core.routing import REST, RouteAllocation
+
+    params = AlgoParams(
+        algorithm=AlgorithmKind.IS, profile="is-balanced", urgency=Urgency.MEDIUM,
+        participation=0.1, min_participation=0.02, max_participation=0.2, slice_seconds=30.0,
+        min_slice=100, randomize=0.1, risk_aversion=1e-6, display_quantity=0,
+        display_randomize=0.0, price_limit_bps=50.0,
+    )  # fmt: skip
+    spec = ExecutionSpec(
+        execution_id="X-1", order_id="P-1", symbol="ACME", side=Side.SELL, quantity=9_000,
+        lot=100, tick_nanos=10_000_000, limit_price=px("99.50"), start=at(0), end=at(3600),
+        params=params, adv=4_500_000, daily_volatility=0.02, eta=2.5e-7, gamma=2.5e-8,
+    )  # fmt: skip
+    ids = {"execution_id": "X-1", "order_id": "P-1", "occurred_at": at(12)}
+    allocation = RouteAllocation(
+        venue="orbit", quantity=300, order_type=OrderType.LIMIT, time_in_force=TimeInForce.DAY,
+        limit_price=px("100.01"), post_only=True, expected_cost_bps=-0.4, source=REST,
+    )  # fmt: skip
+    return [
+        ExecutionCreated(**ids, spec=spec),
+        ExecutionStarted(**ids, arrival_mid_nanos=px("100.005").nanos, market_volume=12_345),
+        SliceSent(
+            **ids,
+            slice=3,
+            quantity=300,
+            urgency=Urgency.HIGH,
+            limit_price=px("99.60"),
+            scheduled=1_200,
+            executed=900,
+            reason="behind by 1.2 slices",
+        ),
+        SliceRouted(**ids, slice=3, decision_id="d-7", allocations=(allocation,)),
+        SliceFilled(**ids, slice=3, exec_id="E-5", quantity=200, price=px("100.01")),
+        SliceClosed(**ids, slice=3),
+        SliceCancelRequested(**ids, slice=4, reason="unfilled after 30 s"),
+        DeviationRecorded(**ids, scheduled=1_500, executed=900, behind=True, reason="behind"),
+        ExecutionPaused(**ids, reason="trader"),
+        ExecutionResumed(**ids),
+        ExecutionAdjusted(
+            **ids,
+            end=at(7200),
+            max_participation=0.15,
+            urgency=Urgency.LOW,
+            limit_price=px("99.40"),
+        ),
+        ExecutionCompleted(**ids, reason="filled"),
+        ExecutionCanceled(**ids, reason="trader"),
+        ExecutionFailed(**ids, reason="order rejected"),
     ]

@@ -4,13 +4,13 @@ filling them."""
 
 from __future__ import annotations
 
-from fillpath.algo.events import SliceSent
 from fillpath.algo.execution import Execution, ExecutionState
 from fillpath.algo.params import resolve
 from fillpath.bench.algo_lab import AlgoOrder, AlgoSession, participation_windows
 from fillpath.bench.algos import algo_profiles
 from fillpath.bench.desk import LabDesk
 from fillpath.core.enums import Side
+from fillpath.core.executions import SliceSent
 
 
 def test_executions_fill_their_orders_within_their_limits_and_replay_from_events(

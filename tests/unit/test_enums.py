@@ -6,7 +6,7 @@ from enum import IntEnum
 
 import pytest
 
-from fillpath.api.v1 import common_pb2
+from fillpath.api.v1 import common_pb2, events_pb2
 from fillpath.core.enums import PROTO_PREFIX
 
 _PROTO_ENUMS = {
@@ -20,6 +20,7 @@ _PROTO_ENUMS = {
     "ALGORITHM_KIND": common_pb2.AlgorithmKind,
     "URGENCY": common_pb2.Urgency,
     "VENUE_KIND": common_pb2.VenueKind,
+    "ALGO_EVENT_KIND": events_pb2.AlgoEventKind,
 }
 
 

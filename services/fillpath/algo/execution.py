@@ -43,7 +43,13 @@ from enum import IntEnum
 
 import numpy as np
 
-from fillpath.algo.events import (
+from fillpath.algo.market import WINDOW, Calendar, MarketSnapshot
+from fillpath.algo.params import AlgoProfile
+from fillpath.algo.schedule import adapt, next_slice, vwap_target
+from fillpath.algo.trajectory import trajectory_kernel
+from fillpath.core.enums import AlgorithmKind, Side, Urgency
+from fillpath.core.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from fillpath.core.executions import (
     AlgoEvent,
     DeviationRecorded,
     ExecutionAdjusted,
@@ -58,15 +64,11 @@ from fillpath.algo.events import (
     SliceCancelRequested,
     SliceClosed,
     SliceFilled,
+    SliceRouted,
     SliceSent,
 )
-from fillpath.algo.market import WINDOW, Calendar, MarketSnapshot
-from fillpath.algo.params import AlgoProfile
-from fillpath.algo.schedule import adapt, next_slice, vwap_target
-from fillpath.algo.trajectory import trajectory_kernel
-from fillpath.core.enums import AlgorithmKind, Side, Urgency
-from fillpath.core.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from fillpath.core.price import Price
+from fillpath.core.routing import RouteAllocation
 
 NANOS = 1_000_000_000
 CHILD_TIMEOUT = 30.0
@@ -106,6 +108,8 @@ class Slice:
     filled: int = 0
     closed: bool = False
     canceling: bool = False
+    routed: tuple[RouteAllocation, ...] | None = None
+    """The router's answer, once recorded (None: not routed yet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +168,10 @@ class Execution:
         execution = cls(spec, calendar)
         events: list[AlgoEvent] = []
         execution._record(
-            events, ExecutionCreated(execution_id=spec.execution_id, occurred_at=now, spec=spec)
+            events,
+            ExecutionCreated(
+                execution_id=spec.execution_id, order_id=spec.order_id, occurred_at=now, spec=spec
+            ),
         )
         return execution, events
 
@@ -194,6 +201,8 @@ class Execution:
                     sent_at=at, final=event.reason == FINAL,
                 )  # fmt: skip
                 self.scheduled = event.scheduled
+            case SliceRouted():
+                self.slices[event.slice].routed = event.allocations
             case SliceFilled():
                 self.exec_ids.add(event.exec_id)
                 self.slices[event.slice].filled += event.quantity
@@ -266,7 +275,7 @@ class Execution:
             self._record(
                 events,
                 ExecutionStarted(
-                    execution_id=self.execution_id, occurred_at=now,
+                    execution_id=self.execution_id, order_id=self.spec.order_id, occurred_at=now,
                     arrival_mid_nanos=market.mid, market_volume=market.volume,
                 ),
             )  # fmt: skip
@@ -306,7 +315,8 @@ class Execution:
             self._record(
                 events,
                 SliceSent(
-                    execution_id=self.execution_id, occurred_at=now, slice=len(self.slices),
+                    execution_id=self.execution_id, order_id=self.spec.order_id,
+                    occurred_at=now, slice=len(self.slices),
                     quantity=send, urgency=urgency, limit_price=self._limit(), scheduled=scheduled,
                     executed=self.executed, reason=target.reason,
                 ),
@@ -326,14 +336,16 @@ class Execution:
         self._record(
             events,
             SliceFilled(
-                execution_id=self.execution_id, occurred_at=now, slice=slice_,
+                execution_id=self.execution_id, order_id=self.spec.order_id,
+                occurred_at=now, slice=slice_,
                 exec_id=exec_id, quantity=quantity, price=price,
             ),
         )  # fmt: skip
         if self.leaves <= 0 and self.state not in TERMINAL:
             self._record(
                 events,
-                ExecutionCompleted(execution_id=self.execution_id, occurred_at=now,
+                ExecutionCompleted(execution_id=self.execution_id, order_id=self.spec.order_id,
+                                   occurred_at=now,
                                    reason="filled"),
             )  # fmt: skip
         return events
@@ -345,7 +357,13 @@ class Execution:
             return []
         events: list[AlgoEvent] = []
         self._record(
-            events, SliceClosed(execution_id=self.execution_id, occurred_at=now, slice=slice_)
+            events,
+            SliceClosed(
+                execution_id=self.execution_id,
+                order_id=self.spec.order_id,
+                occurred_at=now,
+                slice=slice_,
+            ),
         )
         self._next_at = 0.0
         return events
@@ -355,15 +373,27 @@ class Execution:
     def pause(self, now: datetime, reason: str = "") -> list[AlgoEvent]:
         self._require({ExecutionState.PENDING, ExecutionState.RUNNING}, "pause")
         events: list[AlgoEvent] = []
-        self._record(events, ExecutionPaused(execution_id=self.execution_id, occurred_at=now,
-                                             reason=reason))  # fmt: skip
+        self._record(
+            events,
+            ExecutionPaused(
+                execution_id=self.execution_id,
+                order_id=self.spec.order_id,
+                occurred_at=now,
+                reason=reason,
+            ),
+        )
         self._cancel_open(events, now, "paused")
         return events
 
     def resume(self, now: datetime) -> list[AlgoEvent]:
         self._require({ExecutionState.PAUSED}, "resume")
         events: list[AlgoEvent] = []
-        self._record(events, ExecutionResumed(execution_id=self.execution_id, occurred_at=now))
+        self._record(
+            events,
+            ExecutionResumed(
+                execution_id=self.execution_id, order_id=self.spec.order_id, occurred_at=now
+            ),
+        )
         self._next_at = 0.0
         return events
 
@@ -372,8 +402,15 @@ class Execution:
             {ExecutionState.PENDING, ExecutionState.RUNNING, ExecutionState.PAUSED}, "cancel"
         )
         events: list[AlgoEvent] = []
-        self._record(events, ExecutionCanceled(execution_id=self.execution_id, occurred_at=now,
-                                               reason=reason))  # fmt: skip
+        self._record(
+            events,
+            ExecutionCanceled(
+                execution_id=self.execution_id,
+                order_id=self.spec.order_id,
+                occurred_at=now,
+                reason=reason,
+            ),
+        )
         self._cancel_open(events, now, "execution canceled")
         return events
 
@@ -381,8 +418,15 @@ class Execution:
         if self.state in TERMINAL:
             return []
         events: list[AlgoEvent] = []
-        self._record(events, ExecutionFailed(execution_id=self.execution_id, occurred_at=now,
-                                             reason=reason))  # fmt: skip
+        self._record(
+            events,
+            ExecutionFailed(
+                execution_id=self.execution_id,
+                order_id=self.spec.order_id,
+                occurred_at=now,
+                reason=reason,
+            ),
+        )
         self._cancel_open(events, now, "execution failed")
         return events
 
@@ -432,7 +476,8 @@ class Execution:
         self._record(
             events,
             ExecutionAdjusted(
-                execution_id=self.execution_id, occurred_at=now, end=end,
+                execution_id=self.execution_id, order_id=self.spec.order_id,
+                occurred_at=now, end=end,
                 max_participation=max_participation, urgency=urgency, limit_price=limit_price,
             ),
         )  # fmt: skip
@@ -546,7 +591,8 @@ class Execution:
             self._record(
                 events,
                 DeviationRecorded(
-                    execution_id=self.execution_id, occurred_at=now, scheduled=scheduled,
+                    execution_id=self.execution_id, order_id=self.spec.order_id,
+                    occurred_at=now, scheduled=scheduled,
                     executed=self.executed, behind=behind, reason=reason,
                 ),
             )  # fmt: skip
@@ -610,7 +656,8 @@ class Execution:
         self._record(
             events,
             SliceSent(
-                execution_id=self.execution_id, occurred_at=now, slice=len(self.slices),
+                execution_id=self.execution_id, order_id=self.spec.order_id,
+                occurred_at=now, slice=len(self.slices),
                 quantity=min(shown, self.leaves), urgency=self.urgency,
                 limit_price=self._limit(), scheduled=self.executed + min(shown, self.leaves),
                 executed=self.executed, reason="display refresh",
@@ -639,7 +686,7 @@ class Execution:
             self._record(
                 events,
                 ExecutionCompleted(
-                    execution_id=self.execution_id, occurred_at=now,
+                    execution_id=self.execution_id, order_id=self.spec.order_id, occurred_at=now,
                     reason=f"the window closed with {self.leaves:,} unfilled",
                 ),
             )  # fmt: skip
@@ -647,7 +694,8 @@ class Execution:
         self._record(
             events,
             SliceSent(
-                execution_id=self.execution_id, occurred_at=now, slice=len(self.slices),
+                execution_id=self.execution_id, order_id=self.spec.order_id,
+                occurred_at=now, slice=len(self.slices),
                 quantity=self.leaves, urgency=Urgency.HIGH, limit_price=self._limit(),
                 scheduled=self.spec.quantity, executed=self.executed, reason=FINAL,
             ),
@@ -663,7 +711,11 @@ class Execution:
         self._record(
             events,
             SliceCancelRequested(
-                execution_id=self.execution_id, occurred_at=now, slice=s.number, reason=reason
+                execution_id=self.execution_id,
+                order_id=self.spec.order_id,
+                occurred_at=now,
+                slice=s.number,
+                reason=reason,
             ),
         )
 

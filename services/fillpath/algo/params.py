@@ -19,6 +19,7 @@ from typing import Any
 
 from fillpath.core.enums import AlgorithmKind, Urgency
 from fillpath.core.errors import FieldViolation, InvalidArgument
+from fillpath.core.executions import AlgoParams
 
 OVERRIDES = (
     "participation",
@@ -100,27 +101,6 @@ class AlgoProfile:
             randomize=float(spec.get("randomize", 0.0)),
             price_limit_bps=float((spec.get("priceLimit") or {}).get("maxDistanceBps", 0)),
         )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AlgoParams:
-    """What one execution runs with."""
-
-    algorithm: AlgorithmKind
-    profile: str
-    urgency: Urgency
-    participation: float
-    """POV: the target share of market volume."""
-    min_participation: float
-    max_participation: float
-    """No trailing window may see more than this share of the market's volume (1: no cap)."""
-    slice_seconds: float
-    min_slice: int
-    randomize: float
-    risk_aversion: float
-    display_quantity: int
-    display_randomize: float
-    price_limit_bps: float
 
 
 def resolve(

@@ -15,20 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from fillpath.algo.events import (
-    AlgoEvent,
-    ExecutionSpec,
-    SliceCancelRequested,
-    SliceSent,
-)
 from fillpath.algo.execution import TERMINAL, Execution
 from fillpath.algo.market import Calendar, MarketView
-from fillpath.algo.params import AlgoParams
 from fillpath.algo.trajectory import impact_estimate
 from fillpath.bench.desk import LIQUIDITY, Fill, LabDesk
 from fillpath.core.enums import Side
 from fillpath.core.errors import FailedPrecondition, InvalidArgument
 from fillpath.core.events import ChildOrderFilled
+from fillpath.core.executions import (
+    AlgoEvent,
+    AlgoParams,
+    ExecutionSpec,
+    SliceCancelRequested,
+    SliceSent,
+)
 from fillpath.core.parent_order import ParentOrder
 from fillpath.core.price import Price
 from fillpath.sor.market import NANOS

@@ -37,7 +37,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fillpath.algo.events import ExecutionSpec, SliceSent
 from fillpath.algo.execution import Execution
 from fillpath.algo.market import Calendar, MarketSnapshot
 from fillpath.algo.params import AlgoProfile, resolve
@@ -45,6 +44,7 @@ from fillpath.algo.schedule import next_slice
 from fillpath.bench.algo_lab import AlgoOrder, AlgoSession, off_schedule, participation_windows
 from fillpath.bench.desk import LabDesk
 from fillpath.core.enums import AlgorithmKind, Side
+from fillpath.core.executions import ExecutionSpec, SliceSent
 from fillpath.core.price import Price
 from fillpath.infra.redis.embedded import EmbeddedRedis, start_embedded_redis
 from fillpath.infra.resources import load_resources

@@ -107,6 +107,23 @@ class AlgorithmKind(IntEnum):
     ICEBERG = 6
 
 
+class AlgoEventKind(IntEnum):
+    STARTED = 1
+    SLICE_SENT = 2
+    PAUSED = 3
+    RESUMED = 4
+    ADJUSTED = 5
+    DEVIATION = 6
+    COMPLETED = 7
+    CANCELED = 8
+    FAILED = 9
+    CREATED = 10
+    SLICE_ROUTED = 11
+    SLICE_FILLED = 12
+    SLICE_CLOSED = 13
+    SLICE_CANCEL_REQUESTED = 14
+
+
 class Urgency(IntEnum):
     LOW = 1
     MEDIUM = 2
@@ -131,4 +148,5 @@ PROTO_PREFIX: dict[type[IntEnum], str] = {
     AlgorithmKind: "ALGORITHM_KIND",
     Urgency: "URGENCY",
     VenueKind: "VENUE_KIND",
+    AlgoEventKind: "ALGO_EVENT_KIND",
 }

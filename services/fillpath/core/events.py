@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import ClassVar
 
 from fillpath.core.enums import LiquidityFlag, RejectCode
+from fillpath.core.executions import ALGO_EVENT_TYPES
 from fillpath.core.price import Price
 from fillpath.core.routing import ROUTING_EVENT_TYPES
 from fillpath.core.terms import OrderTerms
@@ -164,5 +165,6 @@ ORDER_EVENT_TYPES: tuple[type[OrderEvent], ...] = (
     OrderFilled,
 )
 
-EVENT_TYPES: tuple[type, ...] = (*ORDER_EVENT_TYPES, *ROUTING_EVENT_TYPES)
-"""Every event type the shared event log holds: the order events and the routing decisions."""
+EVENT_TYPES: tuple[type, ...] = (*ORDER_EVENT_TYPES, *ROUTING_EVENT_TYPES, *ALGO_EVENT_TYPES)
+"""Every event type the shared event log holds: the order events, the routing decisions and
+the algorithm executions."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fillpath.api.v1 import events_pb2
+from fillpath.infra.event_proto import payload_field
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ _TOPIC_OF_FIELD_NUMBERS = (
     (range(80, 90), MONITORING_TOPIC),
     (range(90, 100), MARKET_DATA_TOPIC),
 )
-_TOPIC_OF_EVENT = {
-    field.message_type.name: topic
+_TOPIC_OF_FIELD = {
+    field.name: topic
     for field in events_pb2.EventEnvelope.DESCRIPTOR.oneofs_by_name["payload"].fields
     for numbers, topic in _TOPIC_OF_FIELD_NUMBERS
     if field.number in numbers and field.message_type is not None
@@ -64,7 +65,7 @@ _TOPIC_OF_EVENT = {
 def topic_of(event_type: str) -> str:
     """The topic of an event type (the name of its message in events.proto)."""
     try:
-        return _TOPIC_OF_EVENT[event_type]
+        return _TOPIC_OF_FIELD[payload_field(event_type)]
     except KeyError:
         raise ValueError(f"event type {event_type!r} is not in events.proto's envelope") from None
 

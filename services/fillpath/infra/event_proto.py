@@ -7,6 +7,10 @@ proto enum with the same numbers (None ↔ 0, UNSPECIFIED); nested dataclass ↔
 dataclasses ↔ repeated message; tuple of (key, value) pairs ↔ map; ``T | None`` ↔ a field with
 presence (proto3 ``optional`` or a message). tests/unit/test_event_proto.py round-trips every
 event type, which is what holds the two definitions together.
+
+The algorithm execution's events are the exception: the engine records one class per decision
+(fillpath.core.executions), and each is published as the one `AlgorithmExecution` message, its
+`kind` naming the decision (`algorithm_execution`, below, maps them by hand).
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ from typing import Any, TypeVar, cast
 
 from google.protobuf.message import Message
 
-from fillpath.api.v1 import events_pb2
+from fillpath.api.v1 import common_pb2, events_pb2
+from fillpath.core.executions import (
+    ALGO_EVENT_TYPES,
+    AlgoEvent,
+    DeviationRecorded,
+    ExecutionAdjusted,
+    ExecutionCreated,
+    SliceFilled,
+    SliceRouted,
+    SliceSent,
+)
 from fillpath.core.price import Price
 from fillpath.infra.event_store import RecordedEvent
 
@@ -73,8 +87,14 @@ def from_proto(cls: type[T], message: Message) -> T:
     return cls(**kwargs)
 
 
+_ALGO_EVENT_NAMES = frozenset(cls.__name__ for cls in ALGO_EVENT_TYPES)
+
+
 def payload_field(event_type: str) -> str:
-    """The envelope's oneof field for an event type: OrderSubmitted → order_submitted."""
+    """The envelope's oneof field for an event type: OrderSubmitted → order_submitted (and
+    every algorithm execution event → algorithm_execution)."""
+    if event_type in _ALGO_EVENT_NAMES:
+        return "algorithm_execution"
     return re.sub(r"(?<!^)(?=[A-Z])", "_", event_type).lower()
 
 
@@ -89,8 +109,60 @@ def envelope_of(recorded: RecordedEvent) -> events_pb2.EventEnvelope:
     )
     envelope.recorded_at.FromDatetime(recorded.recorded_at)
     to_proto(recorded.metadata, envelope.metadata)
-    to_proto(recorded.event, getattr(envelope, payload_field(recorded.event_type)))
+    if isinstance(recorded.event, AlgoEvent):
+        algorithm_execution(recorded.event, envelope.algorithm_execution)
+    else:
+        to_proto(recorded.event, getattr(envelope, payload_field(recorded.event_type)))
     return envelope
+
+
+def algorithm_execution(event: AlgoEvent, message: events_pb2.AlgorithmExecution) -> None:
+    """Fills the `AlgorithmExecution` message of one algorithm execution event."""
+    message.execution_id = event.execution_id
+    message.order_id = event.order_id
+    message.occurred_at.FromDatetime(event.occurred_at)
+    message.kind = events_pb2.AlgoEventKind.ValueType(event.kind.value)
+    message.reason = getattr(event, "reason", "")
+    message.slice = getattr(event, "slice", 0)
+    match event:
+        case ExecutionCreated(spec=spec):
+            message.algorithm = common_pb2.AlgorithmKind.ValueType(spec.params.algorithm.value)
+            message.algo_profile = spec.params.profile
+            message.symbol = spec.symbol
+            message.side = common_pb2.Side.ValueType(spec.side.value)
+            message.quantity = spec.quantity
+            message.start_time.FromDatetime(spec.start)
+            message.end_time.FromDatetime(spec.end)
+            message.max_participation_bps = round(spec.params.max_participation * 10_000)
+            if spec.limit_price is not None:
+                message.limit_price_nanos = spec.limit_price.nanos
+        case SliceSent():
+            message.slice_quantity = event.quantity
+            message.urgency = common_pb2.Urgency.ValueType(event.urgency.value)
+            message.scheduled_quantity = event.scheduled
+            message.executed_quantity = event.executed
+            if event.limit_price is not None:
+                message.limit_price_nanos = event.limit_price.nanos
+        case SliceRouted():
+            message.decision_id = event.decision_id
+            for allocation in event.allocations:
+                to_proto(allocation, message.allocations.add())
+        case SliceFilled():
+            message.exec_id = event.exec_id
+            message.fill_quantity = event.quantity
+            message.fill_price_nanos = event.price.nanos
+        case DeviationRecorded():
+            message.scheduled_quantity = event.scheduled
+            message.executed_quantity = event.executed
+        case ExecutionAdjusted():
+            if event.end is not None:
+                message.end_time.FromDatetime(event.end)
+            if event.max_participation is not None:
+                message.max_participation_bps = round(event.max_participation * 10_000)
+            if event.urgency is not None:
+                message.urgency = common_pb2.Urgency.ValueType(event.urgency.value)
+            if event.limit_price is not None:
+                message.limit_price_nanos = event.limit_price.nanos
 
 
 def event_of(envelope: events_pb2.EventEnvelope, event_types: dict[str, type[T]]) -> T:

@@ -384,11 +384,16 @@ class LiveBook:
                 execution, strategy=payload.algo_profile, algorithm=_algorithm(payload.algorithm)
             )
         if kind == "algorithm_execution":
-            return replace(
-                execution,
-                scheduled_quantity=payload.scheduled_quantity,
-                algorithm=_algorithm(payload.algorithm),
-            )
+            # Each kind of algorithm event carries its own fields: the algorithm comes with
+            # CREATED, the schedule's position with SLICE_SENT and DEVIATION.
+            if payload.kind == events_pb2.ALGO_EVENT_KIND_CREATED:
+                execution = replace(execution, algorithm=_algorithm(payload.algorithm))
+            if payload.kind in (
+                events_pb2.ALGO_EVENT_KIND_SLICE_SENT,
+                events_pb2.ALGO_EVENT_KIND_DEVIATION,
+            ):
+                execution = replace(execution, scheduled_quantity=payload.scheduled_quantity)
+            return execution
         if kind == "routing_decision":
             routed = execution.routed_by_venue
             for allocation in payload.allocations:

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from fillpath.algo.events import AlgoEvent, ExecutionSpec, SliceCancelRequested, SliceSent
 from fillpath.algo.execution import Execution, ExecutionState
 from fillpath.algo.market import Calendar, MarketSnapshot
 from fillpath.algo.params import AlgoProfile, resolve
 from fillpath.core.enums import AlgorithmKind, Side, Urgency
 from fillpath.core.errors import FailedPrecondition, InvalidArgument
+from fillpath.core.executions import AlgoEvent, ExecutionSpec, SliceCancelRequested, SliceSent
 from fillpath.core.price import Price
 from fillpath.infra.resources import load_resources
 

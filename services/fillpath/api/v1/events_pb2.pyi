@@ -42,6 +42,11 @@ class _AlgoEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AlgoEve
     ALGO_EVENT_KIND_COMPLETED: _AlgoEventKind.ValueType  # 7
     ALGO_EVENT_KIND_CANCELED: _AlgoEventKind.ValueType  # 8
     ALGO_EVENT_KIND_FAILED: _AlgoEventKind.ValueType  # 9
+    ALGO_EVENT_KIND_CREATED: _AlgoEventKind.ValueType  # 10
+    ALGO_EVENT_KIND_SLICE_ROUTED: _AlgoEventKind.ValueType  # 11
+    ALGO_EVENT_KIND_SLICE_FILLED: _AlgoEventKind.ValueType  # 12
+    ALGO_EVENT_KIND_SLICE_CLOSED: _AlgoEventKind.ValueType  # 13
+    ALGO_EVENT_KIND_SLICE_CANCEL_REQUESTED: _AlgoEventKind.ValueType  # 14
 
 class AlgoEventKind(_AlgoEventKind, metaclass=_AlgoEventKindEnumTypeWrapper):
     """---- Execution algorithms (topic: algo) -----------------------------------------------------"""
@@ -56,6 +61,11 @@ ALGO_EVENT_KIND_DEVIATION: AlgoEventKind.ValueType  # 6
 ALGO_EVENT_KIND_COMPLETED: AlgoEventKind.ValueType  # 7
 ALGO_EVENT_KIND_CANCELED: AlgoEventKind.ValueType  # 8
 ALGO_EVENT_KIND_FAILED: AlgoEventKind.ValueType  # 9
+ALGO_EVENT_KIND_CREATED: AlgoEventKind.ValueType  # 10
+ALGO_EVENT_KIND_SLICE_ROUTED: AlgoEventKind.ValueType  # 11
+ALGO_EVENT_KIND_SLICE_FILLED: AlgoEventKind.ValueType  # 12
+ALGO_EVENT_KIND_SLICE_CLOSED: AlgoEventKind.ValueType  # 13
+ALGO_EVENT_KIND_SLICE_CANCEL_REQUESTED: AlgoEventKind.ValueType  # 14
 Global___AlgoEventKind: _TypeAlias = AlgoEventKind  # noqa: Y015
 
 class _AlertSeverity:
@@ -822,6 +832,21 @@ class AlgorithmExecution(_message.Message):
     SCHEDULED_QUANTITY_FIELD_NUMBER: _builtins.int
     EXECUTED_QUANTITY_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    SLICE_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
+    LIMIT_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    EXEC_ID_FIELD_NUMBER: _builtins.int
+    FILL_QUANTITY_FIELD_NUMBER: _builtins.int
+    FILL_PRICE_NANOS_FIELD_NUMBER: _builtins.int
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    ALLOCATIONS_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    MAX_PARTICIPATION_BPS_FIELD_NUMBER: _builtins.int
+    ALGO_PROFILE_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    SIDE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
     execution_id: _builtins.str
     order_id: _builtins.str
     kind: Global___AlgoEventKind.ValueType
@@ -832,8 +857,31 @@ class AlgorithmExecution(_message.Message):
     """Where the schedule says the execution should be, and where it is."""
     executed_quantity: _builtins.int
     reason: _builtins.str
+    slice: _builtins.int
+    """The slice a slice event is about (SLICE_*), its urgency and limit (SLICE_SENT)."""
+    urgency: _common_pb2.Urgency.ValueType
+    limit_price_nanos: _builtins.int
+    exec_id: _builtins.str
+    """A fill of the slice (SLICE_FILLED)."""
+    fill_quantity: _builtins.int
+    fill_price_nanos: _builtins.int
+    decision_id: _builtins.str
+    """The router's answer for the slice (SLICE_ROUTED): child n is allocations[n]."""
+    max_participation_bps: _builtins.int
+    algo_profile: _builtins.str
+    symbol: _builtins.str
+    side: _common_pb2.Side.ValueType
+    quantity: _builtins.int
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def allocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___RouteAllocation]: ...
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """The execution's window (CREATED, ADJUSTED) and participation cap in bps (CREATED, ADJUSTED)."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -846,12 +894,29 @@ class AlgorithmExecution(_message.Message):
         scheduled_quantity: _builtins.int = ...,
         executed_quantity: _builtins.int = ...,
         reason: _builtins.str = ...,
+        slice: _builtins.int = ...,
+        urgency: _common_pb2.Urgency.ValueType = ...,
+        limit_price_nanos: _builtins.int | None = ...,
+        exec_id: _builtins.str = ...,
+        fill_quantity: _builtins.int = ...,
+        fill_price_nanos: _builtins.int = ...,
+        decision_id: _builtins.str = ...,
+        allocations: _abc.Iterable[Global___RouteAllocation] | None = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        max_participation_bps: _builtins.int = ...,
+        algo_profile: _builtins.str = ...,
+        symbol: _builtins.str = ...,
+        side: _common_pb2.Side.ValueType = ...,
+        quantity: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit_price_nanos", b"_limit_price_nanos", "end_time", b"end_time", "limit_price_nanos", b"limit_price_nanos", "occurred_at", b"occurred_at", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "executed_quantity", b"executed_quantity", "execution_id", b"execution_id", "kind", b"kind", "occurred_at", b"occurred_at", "order_id", b"order_id", "reason", b"reason", "scheduled_quantity", b"scheduled_quantity", "slice_quantity", b"slice_quantity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit_price_nanos", b"_limit_price_nanos", "algo_profile", b"algo_profile", "algorithm", b"algorithm", "allocations", b"allocations", "decision_id", b"decision_id", "end_time", b"end_time", "exec_id", b"exec_id", "executed_quantity", b"executed_quantity", "execution_id", b"execution_id", "fill_price_nanos", b"fill_price_nanos", "fill_quantity", b"fill_quantity", "kind", b"kind", "limit_price_nanos", b"limit_price_nanos", "max_participation_bps", b"max_participation_bps", "occurred_at", b"occurred_at", "order_id", b"order_id", "quantity", b"quantity", "reason", b"reason", "scheduled_quantity", b"scheduled_quantity", "side", b"side", "slice", b"slice", "slice_quantity", b"slice_quantity", "start_time", b"start_time", "symbol", b"symbol", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__limit_price_nanos: _TypeAlias = _typing.Literal["limit_price_nanos"]  # noqa: Y015
+    _WhichOneofArgType__limit_price_nanos: _TypeAlias = _typing.Literal["_limit_price_nanos", b"_limit_price_nanos"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__limit_price_nanos) -> _WhichOneofReturnType__limit_price_nanos | None: ...
 
 Global___AlgorithmExecution: _TypeAlias = AlgorithmExecution  # noqa: Y015
 

@@ -1,5 +1,9 @@
 """The facts of an algorithm execution: frozen, past tense, one class per decision.
 
+They live in the core, beside the order events and routing decisions, because they share the
+event log: the outbox relay publishes each one as an `AlgorithmExecution` on the algo topic
+(its `kind` names which), for the monitor and any auditor.
+
 Every decision the engine takes is one of these, recorded before it is acted on: a
 `SliceSent` is written before the slice is routed and placed (its child orders carry ids
 derived from the slice, so placing it again after a crash is a no-op at the OMS), a
@@ -14,16 +18,40 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from fillpath.algo.params import AlgoParams
-from fillpath.core.enums import Side, Urgency
+from fillpath.core.enums import AlgoEventKind, AlgorithmKind, Side, Urgency
 from fillpath.core.price import Price
+from fillpath.core.routing import RouteAllocation
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlgoParams:
+    """What one execution runs with."""
+
+    algorithm: AlgorithmKind
+    profile: str
+    urgency: Urgency
+    participation: float
+    """POV: the target share of market volume."""
+    min_participation: float
+    max_participation: float
+    """No trailing window may see more than this share of the market's volume (1: no cap)."""
+    slice_seconds: float
+    min_slice: int
+    randomize: float
+    risk_aversion: float
+    display_quantity: int
+    display_randomize: float
+    price_limit_bps: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlgoEvent:
     schema_version: ClassVar[int] = 1
+    kind: ClassVar[AlgoEventKind]
 
     execution_id: str
+    order_id: str
+    """The parent order the execution works."""
     occurred_at: datetime
 
 
@@ -55,6 +83,7 @@ class ExecutionSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionCreated(AlgoEvent):
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.CREATED
     spec: ExecutionSpec
 
 
@@ -62,6 +91,7 @@ class ExecutionCreated(AlgoEvent):
 class ExecutionStarted(AlgoEvent):
     """The window opened; the arrival price is the mid at this moment."""
 
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.STARTED
     arrival_mid_nanos: int
     market_volume: int
     """The market's volume so far (MarketSnapshot.volume): VWAP and POV count from here."""
@@ -71,6 +101,7 @@ class ExecutionStarted(AlgoEvent):
 class SliceSent(AlgoEvent):
     """A slice goes to the router and the OMS; child ids are `<execution>-<slice>-<n>`."""
 
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.SLICE_SENT
     slice: int
     quantity: int
     urgency: Urgency
@@ -82,7 +113,21 @@ class SliceSent(AlgoEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SliceRouted(AlgoEvent):
+    """The router's answer for a slice, recorded before its child orders are placed: child `n`
+    is `allocations[n]` with client order id `<execution>-<slice>-<n>`, so an algo process that
+    restarts places exactly these again (the OMS returns the existing children) instead of
+    asking the router anew."""
+
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.SLICE_ROUTED
+    slice: int
+    decision_id: str
+    allocations: tuple[RouteAllocation, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SliceFilled(AlgoEvent):
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.SLICE_FILLED
     slice: int
     exec_id: str
     quantity: int
@@ -93,11 +138,13 @@ class SliceFilled(AlgoEvent):
 class SliceClosed(AlgoEvent):
     """Every child order of the slice is done (filled, canceled, rejected or expired)."""
 
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.SLICE_CLOSED
     slice: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SliceCancelRequested(AlgoEvent):
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.SLICE_CANCEL_REQUESTED
     slice: int
     reason: str
 
@@ -106,6 +153,7 @@ class SliceCancelRequested(AlgoEvent):
 class DeviationRecorded(AlgoEvent):
     """The execution fell behind its schedule by more than a slice (`behind`), or caught up."""
 
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.DEVIATION
     scheduled: int
     executed: int
     behind: bool
@@ -114,18 +162,20 @@ class DeviationRecorded(AlgoEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionPaused(AlgoEvent):
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.PAUSED
     reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionResumed(AlgoEvent):
-    pass
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.RESUMED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionAdjusted(AlgoEvent):
     """New values in flight; None leaves a value as it was."""
 
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.ADJUSTED
     end: datetime | None = None
     max_participation: float | None = None
     urgency: Urgency | None = None
@@ -134,14 +184,40 @@ class ExecutionAdjusted(AlgoEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionCompleted(AlgoEvent):
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.COMPLETED
     reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionCanceled(AlgoEvent):
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.CANCELED
     reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionFailed(AlgoEvent):
+    kind: ClassVar[AlgoEventKind] = AlgoEventKind.FAILED
     reason: str
+
+
+ALGO_EVENT_TYPES: tuple[type[AlgoEvent], ...] = (
+    ExecutionCreated,
+    ExecutionStarted,
+    SliceSent,
+    SliceRouted,
+    SliceFilled,
+    SliceClosed,
+    SliceCancelRequested,
+    DeviationRecorded,
+    ExecutionPaused,
+    ExecutionResumed,
+    ExecutionAdjusted,
+    ExecutionCompleted,
+    ExecutionCanceled,
+    ExecutionFailed,
+)
+
+
+def child_client_id(execution_id: str, slice_: int, n: int) -> str:
+    """The client order id of a slice's `n`-th child order."""
+    return f"{execution_id}-{slice_}-{n}"
