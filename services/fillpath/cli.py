@@ -39,6 +39,7 @@ from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
 from fillpath.infra.settings import (
     BUS_KINDS,
+    AlgoSettings,
     LabSettings,
     MonitorSettings,
     OmsSettings,
@@ -96,6 +97,9 @@ def _settings(**overrides: Any) -> Settings:
         ),
         sor=dataclasses.replace(
             settings.sor, address=overrides.get("sor_address") or settings.sor.address
+        ),
+        algo=dataclasses.replace(
+            settings.algo, address=overrides.get("algo_address") or settings.algo.address
         ),
     )
 
@@ -157,6 +161,9 @@ main.add_command(orders)
 )
 @click.option(
     "--sor-address", help=f"RoutingService listen address [default: {SorSettings().address}]."
+)
+@click.option(
+    "--algo-address", help=f"AlgoService listen address [default: {AlgoSettings().address}]."
 )
 @click.option(
     "--dashboard-address",

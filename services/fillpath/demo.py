@@ -34,7 +34,13 @@ from fillpath.core.price import Price
 from fillpath.embedded import EmbeddedPlatform, start_platform
 from fillpath.infra.cache import cache_dir
 from fillpath.infra.reference_data import load_reference_data
-from fillpath.infra.settings import MonitorSettings, OmsSettings, Settings, SorSettings
+from fillpath.infra.settings import (
+    AlgoSettings,
+    MonitorSettings,
+    OmsSettings,
+    Settings,
+    SorSettings,
+)
 from fillpath.infra.telemetry import ACTOR_KEY
 from fillpath.market.config import LabConfig, lab_parameters
 from fillpath.market.gateway import SimulatedGateway
@@ -350,6 +356,7 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
             oms=OmsSettings(address="127.0.0.1:0"),
             monitor=MonitorSettings(address="127.0.0.1:0", http_address="127.0.0.1:0"),
             sor=SorSettings(address="127.0.0.1:0"),
+            algo=AlgoSettings(address="127.0.0.1:0"),
         )
         with console.status("starting embedded Postgres, Redis, the OMS and the market lab…"):
             platform = start_platform(settings, gateway=gateway)

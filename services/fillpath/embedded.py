@@ -10,8 +10,11 @@ relay that publishes the event log to Pulsar; other processes subscribe there.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from fillpath.algo.main import AlgoRuntime, start_algo
 from fillpath.core.venues import VenueGateway
 from fillpath.infra.bus import InProcessBus
 from fillpath.infra.postgres.embedded import EmbeddedPostgres, start_embedded_postgres
@@ -32,6 +35,7 @@ class EmbeddedPlatform:
     oms_address: str
     monitor_address: str = ""
     sor_address: str = ""
+    algo_address: str = ""
     dashboard_url: str = ""
     oms: OmsRuntime | None = None
     """The OMS when it runs in this process (in-process bus)."""
@@ -41,6 +45,9 @@ class EmbeddedPlatform:
 
     sor: SorRuntime | None = None
     """The router when it runs in this process (in-process bus)."""
+
+    algo: AlgoRuntime | None = None
+    """The algorithm engine when it runs in this process (in-process bus)."""
 
     bus: InProcessBus | None = None
 
@@ -58,6 +65,7 @@ class EmbeddedPlatform:
             ("OMS (gRPC)", self.oms_address, "fillpath.v1.OrderManagementService"),
             ("Monitor (gRPC)", self.monitor_address, "fillpath.v1.MonitorService"),
             ("Router (gRPC)", self.sor_address, "fillpath.v1.RoutingService"),
+            ("Algorithms (gRPC)", self.algo_address, "fillpath.v1.AlgoService"),
             ("Dashboard", self.dashboard_url, "live executions, alerts, charts"),
             ("Postgres", settings.postgres.dsn, "embedded" if self.postgres else "external"),
             ("Redis", settings.redis.url, "embedded" if self.redis else "external"),
@@ -75,6 +83,8 @@ class EmbeddedPlatform:
         ]
 
     def stop(self) -> None:
+        if self.algo is not None:
+            self.algo.stop()
         if self.oms is not None:
             self.oms.stop()
         if self.monitor is not None:
@@ -93,9 +103,15 @@ class EmbeddedPlatform:
             self.postgres.stop()
 
 
-def start_platform(settings: Settings, *, gateway: VenueGateway | None = None) -> EmbeddedPlatform:
+def start_platform(
+    settings: Settings,
+    *,
+    gateway: VenueGateway | None = None,
+    now: Callable[[], datetime] | None = None,
+) -> EmbeddedPlatform:
     """Starts what `settings` ask for. Child orders go to `gateway` (the market lab's simulated
-    venues, say) when one is given; that needs the in-process bus (the OMS in this process)."""
+    venues, say) when one is given; that needs the in-process bus (the OMS in this process),
+    and the algorithm engine then decides on `now`'s clock (the lab's)."""
     if gateway is not None and settings.bus.kind != "in-process":
         raise ValueError("a venue gateway in process needs the in-process bus")
     platform = EmbeddedPlatform(settings=settings, oms_address="")
@@ -145,6 +161,15 @@ def start_platform(settings: Settings, *, gateway: VenueGateway | None = None) -
             )
             host = settings.oms.address.rsplit(":", 1)[0]
             platform.oms_address = f"{host}:{platform.oms.port}"
+            platform.algo = start_algo(
+                settings,
+                settings.postgres.dsn,
+                platform.bus,
+                oms_address=platform.oms_address,
+                sor_address=platform.sor_address,
+                now=now,
+            )
+            platform.algo_address = platform.algo.address
         else:
             _start_processes(platform)
     except BaseException:
@@ -173,3 +198,8 @@ def _start_processes(platform: EmbeddedPlatform) -> None:
         "fillpath.sor.main", env, log_file=logs / "sor.log"
     )
     platform.sor_address = sor.address
+    env = {**env, "FILLPATH_OMS_ADDRESS": oms.address, "FILLPATH_SOR_ADDRESS": sor.address}
+    platform.processes["Algorithms"] = algo = spawn_service(
+        "fillpath.algo.main", env, log_file=logs / "algo.log"
+    )
+    platform.algo_address = algo.address

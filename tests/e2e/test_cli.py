@@ -30,6 +30,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
             "127.0.0.1:0",
             "--sor-address",
             "127.0.0.1:0",
+            "--algo-address",
+            "127.0.0.1:0",
             "--dashboard-address",
             "127.0.0.1:0",
         ],

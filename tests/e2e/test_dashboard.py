@@ -22,7 +22,13 @@ from fillpath.api.v1 import monitor_pb2, monitor_pb2_grpc, oms_pb2
 from fillpath.api.v1.oms_pb2_grpc import OrderManagementServiceStub
 from fillpath.embedded import EmbeddedPlatform, start_platform
 from fillpath.infra.reference_data import load_reference_data
-from fillpath.infra.settings import MonitorSettings, OmsSettings, Settings, SorSettings
+from fillpath.infra.settings import (
+    AlgoSettings,
+    MonitorSettings,
+    OmsSettings,
+    Settings,
+    SorSettings,
+)
 from fillpath.market.config import LabConfig, lab_parameters
 from fillpath.market.gateway import SimulatedGateway
 from fillpath.market.lab import MarketData, lab_for
@@ -97,6 +103,7 @@ def trading(tmp_path: Path) -> Iterator[tuple[EmbeddedPlatform, SimulatedGateway
         oms=OmsSettings(address="127.0.0.1:0"),
         monitor=MonitorSettings(address="127.0.0.1:0", http_address="127.0.0.1:0"),
         sor=SorSettings(address="127.0.0.1:0"),
+        algo=AlgoSettings(address="127.0.0.1:0"),
     )
     platform = start_platform(settings, gateway=gateway)
     assert platform.bus is not None

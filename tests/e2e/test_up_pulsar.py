@@ -37,6 +37,8 @@ def test_up_with_pulsar_publishes_the_oms_events_to_the_broker(
             "127.0.0.1:0",
             "--sor-address",
             "127.0.0.1:0",
+            "--algo-address",
+            "127.0.0.1:0",
             "--dashboard-address",
             "127.0.0.1:0",
         ],

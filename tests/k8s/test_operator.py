@@ -22,7 +22,7 @@ import yaml
 from fillpath.infra.bus import InProcessBus
 from fillpath.infra.kube.controlplane import ControlPlane
 from fillpath.infra.reference_data import load_reference_data
-from fillpath.infra.settings import Settings, SorSettings
+from fillpath.infra.settings import AlgoSettings, Settings, SorSettings
 from fillpath.market.config import LabConfig, lab_parameters
 from fillpath.market.gateway import SimulatedGateway
 from fillpath.market.lab import lab_for
@@ -70,7 +70,11 @@ def operator(control_plane: ControlPlane, namespace: str, tmp_path: Path) -> Ite
 @pytest.fixture
 def router(pg_dsn: str, redis_url: str, tmp_path: Path) -> Iterator[SorRuntime]:
     """The smart order router on the default venues (the examples' names), fed by the lab."""
-    settings = Settings(data_dir=tmp_path, sor=SorSettings(address="127.0.0.1:0"))
+    settings = Settings(
+        data_dir=tmp_path,
+        sor=SorSettings(address="127.0.0.1:0"),
+        algo=AlgoSettings(address="127.0.0.1:0"),
+    )
     bus = InProcessBus()
     runtime = start_sor(settings, pg_dsn, redis_url, bus)
     lab = lab_for(LabConfig(seed=3), load_reference_data().instruments, lab_parameters(), ["ACME"])

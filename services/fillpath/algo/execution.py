@@ -108,6 +108,7 @@ class Slice:
     filled: int = 0
     closed: bool = False
     canceling: bool = False
+    limit_price: Price | None = None
     routed: tuple[RouteAllocation, ...] | None = None
     """The router's answer, once recorded (None: not routed yet)."""
 
@@ -198,7 +199,7 @@ class Execution:
             case SliceSent():
                 self.slices[event.slice] = self._open[event.slice] = Slice(
                     number=event.slice, quantity=event.quantity, urgency=event.urgency,
-                    sent_at=at, final=event.reason == FINAL,
+                    sent_at=at, final=event.reason == FINAL, limit_price=event.limit_price,
                 )  # fmt: skip
                 self.scheduled = event.scheduled
             case SliceRouted():
@@ -348,6 +349,24 @@ class Execution:
                                    occurred_at=now,
                                    reason="filled"),
             )  # fmt: skip
+        return events
+
+    def on_routed(
+        self,
+        slice_: int,
+        decision_id: str,
+        allocations: tuple[RouteAllocation, ...],
+        now: datetime,
+    ) -> list[AlgoEvent]:
+        """The router's answer for a slice, to be placed as child `n` = `allocations[n]`."""
+        events: list[AlgoEvent] = []
+        self._record(
+            events,
+            SliceRouted(
+                execution_id=self.execution_id, order_id=self.spec.order_id, occurred_at=now,
+                slice=slice_, decision_id=decision_id, allocations=allocations,
+            ),
+        )  # fmt: skip
         return events
 
     def on_slice_closed(self, slice_: int, now: datetime) -> list[AlgoEvent]:

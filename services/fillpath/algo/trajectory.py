@@ -146,17 +146,28 @@ def trajectory_kernel(
                 shares * math.exp(-kappa * t) * -math.expm1(-2.0 * kappa * (horizon - t))
             ) / denominator
     holdings[periods] = 0.0
+    expected, variance = cost_kernel(holdings, tau, sigma, eta, gamma, epsilon)
+    return kappa, expected, variance
+
+
+@njit(cache=True, nogil=True)
+def cost_kernel(
+    holdings: np.ndarray, tau: float, sigma: float, eta: float, gamma: float, epsilon: float
+) -> tuple[float, float]:
+    """E and V of any trajectory x_0..x_N (x_N = 0) traded in periods of τ: Almgren & Chriss's
+    E = ½γX² + εΣ|n_k| + (η̃/τ)Σn_k² and V = σ²τΣx_k²."""
+    shares = holdings[0]
+    eta_tilde = eta - 0.5 * gamma * tau
     traded = 0.0
     squares = 0.0
     exposure = 0.0
-    for k in range(1, periods + 1):
+    for k in range(1, len(holdings)):
         n = holdings[k - 1] - holdings[k]
         traded += abs(n)
         squares += n * n
         exposure += holdings[k] * holdings[k]
     expected = 0.5 * gamma * shares * shares + epsilon * traded + eta_tilde / tau * squares
-    variance = sigma * sigma * tau * exposure
-    return kappa, expected, variance
+    return expected, sigma * sigma * tau * exposure
 
 
 def trajectory(model: ImpactModel) -> Trajectory:

@@ -38,6 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fillpath.algo.execution import Execution
+from fillpath.algo.main import load_profiles
 from fillpath.algo.market import Calendar, MarketSnapshot
 from fillpath.algo.params import AlgoProfile, resolve
 from fillpath.algo.schedule import next_slice
@@ -47,7 +48,7 @@ from fillpath.core.enums import AlgorithmKind, Side
 from fillpath.core.executions import ExecutionSpec, SliceSent
 from fillpath.core.price import Price
 from fillpath.infra.redis.embedded import EmbeddedRedis, start_embedded_redis
-from fillpath.infra.resources import load_resources
+from fillpath.infra.settings import Settings
 
 SYMBOL = "ACME"
 LAMBDAS = (1e-6, 1e-5, 1e-4, 1e-3)
@@ -55,8 +56,7 @@ LAMBDAS = (1e-6, 1e-5, 1e-4, 1e-3)
 
 
 def algo_profiles() -> dict[str, AlgoProfile]:
-    found = load_resources(None, "AlgoProfile", default="algoprofiles.yaml")
-    return {r.name: AlgoProfile.from_spec(r.name, r.spec) for r in found}
+    return load_profiles(Settings())
 
 
 # ---- decision time ---------------------------------------------------------------------------

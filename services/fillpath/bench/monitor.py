@@ -43,7 +43,13 @@ from fillpath.bench.stats import Samples
 from fillpath.core.events import ChildOrderFilled
 from fillpath.embedded import EmbeddedPlatform, start_platform
 from fillpath.infra.service_process import spawn_service
-from fillpath.infra.settings import MonitorSettings, OmsSettings, Settings, SorSettings
+from fillpath.infra.settings import (
+    AlgoSettings,
+    MonitorSettings,
+    OmsSettings,
+    Settings,
+    SorSettings,
+)
 from fillpath.oms.service import Outcome
 
 _PRICE = 102_350_000_000
@@ -207,6 +213,7 @@ def run_monitor_bench(console: Console, *, rate: int, fills: int, as_json: bool)
             oms=OmsSettings(address="127.0.0.1:0"),
             monitor=MonitorSettings(address="127.0.0.1:0", http_address="127.0.0.1:0"),
             sor=SorSettings(address="127.0.0.1:0"),
+            algo=AlgoSettings(address="127.0.0.1:0"),
         )
         with console.status("starting embedded Postgres, Redis, the OMS, the monitor, echo…"):
             platform = start_platform(settings)

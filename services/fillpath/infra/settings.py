@@ -106,6 +106,16 @@ class MonitorSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlgoSettings:
+    address: str = "127.0.0.1:50081"
+    """Where the algorithm engine's gRPC server (AlgoService) listens."""
+
+    tick_interval: float = 1.0
+    """Seconds between the engine's decisions (0: the caller ticks it, as the demo does on the
+    market lab's simulated clock)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SorSettings:
     address: str = "127.0.0.1:50071"
     """Where the smart order router's gRPC server (RoutingService) listens."""
@@ -147,6 +157,7 @@ class Settings:
     lab: LabSettings = field(default_factory=LabSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     sor: SorSettings = field(default_factory=SorSettings)
+    algo: AlgoSettings = field(default_factory=AlgoSettings)
 
     trace_to_console: bool = False
     """Print finished trace spans to stdout (debugging)."""
@@ -195,6 +206,10 @@ class Settings:
                 breaker_failures=int(get("SOR_BREAKER_FAILURES", "3")),
                 breaker_cooldown=float(get("SOR_BREAKER_COOLDOWN", "5.0")),
             ),
+            algo=AlgoSettings(
+                address=get("ALGO_ADDRESS", "127.0.0.1:50081"),
+                tick_interval=float(get("ALGO_TICK_INTERVAL", "1.0")),
+            ),
             trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),
         )
 
@@ -230,6 +245,8 @@ class Settings:
             "SOR_COLLAR_BPS": str(self.sor.collar_bps),
             "SOR_BREAKER_FAILURES": str(self.sor.breaker_failures),
             "SOR_BREAKER_COOLDOWN": str(self.sor.breaker_cooldown),
+            "ALGO_ADDRESS": self.algo.address,
+            "ALGO_TICK_INTERVAL": str(self.algo.tick_interval),
             "TRACE_CONSOLE": "1" if self.trace_to_console else "",
         }
         if self.config_dir is not None:

@@ -18,18 +18,11 @@ import numpy as np
 from fillpath.core.errors import FieldViolation, InvalidArgument
 from fillpath.core.instruments import Instrument
 from fillpath.core.price import NANOS_PER_UNIT, Price
+from fillpath.core.session import SESSION_SECONDS, US_EQUITY_PROFILE
 from fillpath.infra.reference_data import read_yaml
 from fillpath.infra.resources import Resource, load_resources
 from fillpath.market import engine as eng
 from fillpath.market.layout import LIQ_MAKER, LIQ_MIDPOINT
-
-SESSION_SECONDS = 6.5 * 3600.0
-
-# Share of a US equity's daily volume in each half hour from 09:30 to 16:00: the familiar U
-# (heavy open, quiet lunch, heaviest close).
-US_EQUITY_PROFILE = (
-    0.118, 0.083, 0.069, 0.062, 0.057, 0.054, 0.052, 0.054, 0.058, 0.065, 0.075, 0.095, 0.158,
-)  # fmt: skip
 
 # Of the simulated volume, the share that market orders bring (the rest is marketable limit
 # orders picking off the stale quotes that were not pulled). Measured on the default universe;

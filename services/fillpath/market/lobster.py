@@ -28,8 +28,8 @@ import numpy as np
 
 from fillpath.core.errors import InvalidArgument
 from fillpath.core.price import Price
+from fillpath.core.session import US_EQUITY_PROFILE
 from fillpath.market import book
-from fillpath.market.config import US_EQUITY_PROFILE
 from fillpath.market.lab import MarketData
 from fillpath.market.layout import BACKGROUND, BUY, NO_LEVEL, OUT, OUT_QUOTE, OUT_TRADE, SELL
 from fillpath.market.plot import DayRecorder, plot_day

@@ -1,0 +1,276 @@
+"""AlgoService on the embedded platform with the market lab: a parent order executed through the
+engine, the router and the OMS over gRPC, on the lab's simulated clock; an algo process that
+dies right after placing a slice's children takes up where its events left it, without a
+duplicate child order and without losing its place in the schedule; and bad requests are
+refused with the field named, recording nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from fillpath.algo.desk import GrpcDesk
+from fillpath.algo.execution import ExecutionState
+from fillpath.algo.main import load_profiles
+from fillpath.algo.service import Algos, ChildView, StartRequest
+from fillpath.api.v1 import algo_pb2, algo_pb2_grpc, common_pb2, oms_pb2, oms_pb2_grpc
+from fillpath.core.enums import AlgorithmKind
+from fillpath.core.events import EVENT_TYPES
+from fillpath.embedded import EmbeddedPlatform, start_platform
+from fillpath.infra.clock import SystemClock
+from fillpath.infra.codec import EventCodec
+from fillpath.infra.event_store import CommandContext
+from fillpath.infra.postgres.event_store import PostgresEventStore
+from fillpath.infra.reference_data import load_reference_data
+from fillpath.infra.settings import (
+    AlgoSettings,
+    MonitorSettings,
+    OmsSettings,
+    Settings,
+    SorSettings,
+)
+from fillpath.market.config import LabConfig, lab_parameters
+from fillpath.market.gateway import SimulatedGateway
+from fillpath.market.lab import MarketData, lab_for
+from fillpath.market.marketdata import MarketDataPublisher
+from tests.polling import eventually
+
+pytestmark = pytest.mark.slow
+START = 3_600.0  # 10:30
+
+
+class Lab:
+    def __init__(self, gateway: SimulatedGateway) -> None:
+        self.gateway = gateway
+
+    def now(self) -> datetime:
+        lab = self.gateway.lab
+        return lab.time_of(lab.now)
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[tuple[EmbeddedPlatform, SimulatedGateway, Lab]]:
+    lab = lab_for(LabConfig(seed=3), load_reference_data().instruments, lab_parameters(), ["ACME"])
+    publish: list[MarketDataPublisher] = []
+
+    def market_data(data: MarketData) -> None:
+        for publisher in publish:
+            publisher(data)
+
+    gateway = SimulatedGateway(lab, on_market_data=market_data)
+    clock = Lab(gateway)
+    settings = Settings(
+        data_dir=tmp_path,
+        oms=OmsSettings(address="127.0.0.1:0"),
+        monitor=MonitorSettings(address="127.0.0.1:0", http_address="127.0.0.1:0"),
+        sor=SorSettings(address="127.0.0.1:0"),
+        algo=AlgoSettings(address="127.0.0.1:0", tick_interval=0),
+    )
+    platform = start_platform(settings, gateway=gateway, now=clock.now)
+    assert platform.bus is not None
+    publish.append(MarketDataPublisher(lab, platform.bus))
+    gateway.advance_to(START)
+    yield platform, gateway, clock
+    platform.stop()
+
+
+def _submit(oms: oms_pb2_grpc.OrderManagementServiceStub, client_id: str, quantity: int) -> str:
+    return oms.SubmitOrder(
+        oms_pb2.SubmitOrderRequest(
+            client_order_id=client_id, account="DESK-EQ", portfolio="ALPHA", symbol="ACME",
+            side=common_pb2.SIDE_BUY, order_type=common_pb2.ORDER_TYPE_MARKET,
+            time_in_force=common_pb2.TIME_IN_FORCE_DAY, quantity=quantity,
+        )
+    ).order.terms.order_id  # fmt: skip
+
+
+def _instructions(end: datetime, **fields: Any) -> common_pb2.ExecutionInstructions:
+    stamp = Timestamp()
+    stamp.FromDatetime(end)
+    return common_pb2.ExecutionInstructions(
+        algo_profile="twap-standard", algorithm=common_pb2.ALGORITHM_KIND_TWAP, end_time=stamp,
+        **fields,
+    )  # fmt: skip
+
+
+def _client_ids(oms: oms_pb2_grpc.OrderManagementServiceStub, parent: str) -> list[str]:
+    order = oms.GetOrder(oms_pb2.GetOrderRequest(order_id=parent)).order
+    return [c.terms.client_order_id for c in order.children]
+
+
+def test_a_twap_executes_through_the_router_and_the_oms(
+    desk: tuple[EmbeddedPlatform, SimulatedGateway, Lab],
+) -> None:
+    platform, gateway, clock = desk
+    assert platform.algo is not None
+    with (
+        grpc.insecure_channel(platform.oms_address) as oms_channel,
+        grpc.insecure_channel(platform.algo_address) as algo_channel,
+    ):
+        oms = oms_pb2_grpc.OrderManagementServiceStub(oms_channel)
+        api = algo_pb2_grpc.AlgoServiceStub(algo_channel)
+        parent = _submit(oms, "algo-twap-1", 6_000)
+        end = clock.now() + timedelta(minutes=5)
+        started = api.StartExecution(
+            algo_pb2.StartExecutionRequest(order_id=parent, instructions=_instructions(end))
+        )
+        again = api.StartExecution(
+            algo_pb2.StartExecutionRequest(order_id=parent, instructions=_instructions(end))
+        )
+        assert again.execution_id == started.execution_id, "a retried start is the same one"
+        for _ in range(400):
+            gateway.advance_to(gateway.lab.now + 1.0)
+            platform.algo.algos.tick()
+            done = api.GetExecution(algo_pb2.ExecutionRef(execution_id=started.execution_id))
+            if done.state == algo_pb2.EXECUTION_STATE_COMPLETED:
+                break
+        assert done.state == algo_pb2.EXECUTION_STATE_COMPLETED
+        # The final slice takes what the book offers when the window closes: a few shares may
+        # be left, and are named; the OMS and the engine agree on every share.
+        ref = algo_pb2.ExecutionRef(execution_id=started.execution_id)
+        executed = eventually(
+            lambda: (
+                (
+                    api.GetExecution(ref).executed_quantity
+                    == oms.GetOrder(oms_pb2.GetOrderRequest(order_id=parent)).order.filled_quantity
+                )
+                and api.GetExecution(ref).executed_quantity
+            )
+        )
+        assert 0.99 * 6_000 <= executed <= 6_000
+        ids = _client_ids(oms, parent)
+        assert len(ids) == len(set(ids))
+        assert all(i.startswith(started.execution_id + "-") for i in ids)
+        listed = api.ListExecutions(
+            algo_pb2.ListExecutionsRequest(states=[algo_pb2.EXECUTION_STATE_COMPLETED])
+        )
+        assert [e.execution_id for e in listed.executions] == [started.execution_id]
+
+
+def test_bad_instructions_are_refused_with_the_field_named_and_record_nothing(
+    desk: tuple[EmbeddedPlatform, SimulatedGateway, Lab],
+) -> None:
+    platform, _, clock = desk
+    with (
+        grpc.insecure_channel(platform.oms_address) as oms_channel,
+        grpc.insecure_channel(platform.algo_address) as algo_channel,
+    ):
+        oms = oms_pb2_grpc.OrderManagementServiceStub(oms_channel)
+        api = algo_pb2_grpc.AlgoServiceStub(algo_channel)
+        parent = _submit(oms, "algo-bad-1", 1_000)
+        end = clock.now() + timedelta(minutes=5)
+        for fields, field in (
+            ({"params": {"bogus": 1.0}}, "params.bogus"),
+            ({"max_participation_bps": 20_000}, "max_participation_bps"),
+            ({"urgency": 7}, "instructions.urgency"),
+        ):
+            with pytest.raises(grpc.RpcError) as refused:
+                api.StartExecution(
+                    algo_pb2.StartExecutionRequest(
+                        order_id=parent, instructions=_instructions(end, **fields)
+                    )
+                )
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert field in (refused.value.details() or "")
+        assert not api.ListExecutions(algo_pb2.ListExecutionsRequest()).executions
+        assert _client_ids(oms, parent) == []
+
+
+def _run(gateway: SimulatedGateway, algos: Algos, *, seconds: int) -> None:
+    for _ in range(seconds):
+        gateway.advance_to(gateway.lab.now + 1.0)
+        algos.tick()
+
+
+class Crash(BaseException):
+    """The process dies here."""
+
+
+class DyingDesk(GrpcDesk):
+    """Places children, then dies before the engine hears the answer."""
+
+    armed = False
+
+    def place(self, parent_id: str, children: Any) -> list[ChildView]:
+        placed = super().place(parent_id, children)
+        if self.armed:
+            raise Crash
+        return placed
+
+
+def test_an_algo_process_that_dies_after_placing_resumes_without_a_duplicate_child(
+    desk: tuple[EmbeddedPlatform, SimulatedGateway, Lab],
+) -> None:
+    platform, gateway, clock = desk
+    assert platform.bus is not None
+    settings = platform.settings
+    assert platform.algo is not None
+    pool = platform.algo.pool
+    store = PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock())
+    instruments = load_reference_data().instruments
+    with (
+        grpc.insecure_channel(platform.oms_address) as oms_channel,
+        grpc.insecure_channel(platform.sor_address) as sor_channel,
+    ):
+        oms = oms_pb2_grpc.OrderManagementServiceStub(oms_channel)
+        dying = DyingDesk(oms_channel, sor_channel)
+        first = Algos(store, pool, dying, load_profiles(settings), instruments, clock.now)
+        first.subscribe(platform.bus, "algo-first")
+        parent = _submit(oms, "algo-crash-1", 8_000)
+        summary = first.start(
+            StartRequest(
+                order_id=parent, algo_profile="twap-standard", algorithm=AlgorithmKind.TWAP,
+                end=clock.now() + timedelta(minutes=6),
+            ),
+            CommandContext(actor="test"),
+        )  # fmt: skip
+        _run(gateway, first, seconds=90)
+        before = first.execution(summary.execution_id)
+        sent_before = len(before.slices)
+        assert sent_before >= 2
+        dying.armed = True
+        with pytest.raises(Crash):
+            _run(gateway, first, seconds=120)
+        first.close()  # what is left of the dead process hears nothing more
+        crashed_slice = len(before.slices) - 1
+        placed = _client_ids(oms, parent)
+        assert any(i.startswith(f"{summary.execution_id}-{crashed_slice}-") for i in placed)
+
+        second = Algos(
+            store, pool, GrpcDesk(oms_channel, sor_channel), load_profiles(settings),
+            instruments, clock.now,
+        )  # fmt: skip
+        second.subscribe(platform.bus, "algo-second")
+        assert second.recover() == 1
+        resumed = second.execution(summary.execution_id)
+        assert len(resumed.slices) == crashed_slice + 1, "its place in the schedule is kept"
+        for _ in range(600):
+            gateway.advance_to(gateway.lab.now + 1.0)
+            second.tick()
+            if second.get(summary.execution_id).state == ExecutionState.COMPLETED:
+                break
+        assert second.get(summary.execution_id).state == ExecutionState.COMPLETED
+        ids = _client_ids(oms, parent)
+        assert len(ids) == len(set(ids)), "no child order was placed twice"
+        executed = eventually(
+            lambda: (
+                (
+                    second.get(summary.execution_id).executed
+                    == oms.GetOrder(oms_pb2.GetOrderRequest(order_id=parent)).order.filled_quantity
+                )
+                and second.get(summary.execution_id).executed
+            )
+        )
+        assert 0.99 * 8_000 <= executed <= 8_000
+        replayed = Algos(
+            store, pool, GrpcDesk(oms_channel, sor_channel), load_profiles(settings),
+            instruments, clock.now,
+        )  # fmt: skip
+        assert replayed.get(summary.execution_id) == second.get(summary.execution_id)
