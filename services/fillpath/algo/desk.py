@@ -64,16 +64,12 @@ class GrpcDesk:
         self._oms = oms_pb2_grpc.OrderManagementServiceStub(oms)
         self._router = routing_pb2_grpc.RoutingServiceStub(router)
 
+    def _order(self, order_id: str) -> oms_pb2.Order:
+        request = oms_pb2.GetOrderRequest(order_id=order_id)
+        return _call("order", order_id, lambda: self._oms.GetOrder(request, timeout=TIMEOUT).order)
+
     def parent(self, order_id: str) -> ParentView:
-        order = _call(
-            "order",
-            order_id,
-            lambda: (
-                self._oms.GetOrder(
-                    oms_pb2.GetOrderRequest(order_id=order_id), timeout=TIMEOUT
-                ).order
-            ),
-        )
+        order = self._order(order_id)
         terms = order.terms
         return ParentView(
             order_id=order_id,
@@ -140,16 +136,7 @@ class GrpcDesk:
             )
 
     def children(self, parent_id: str) -> list[ChildView]:
-        order = _call(
-            "order",
-            parent_id,
-            lambda: (
-                self._oms.GetOrder(
-                    oms_pb2.GetOrderRequest(order_id=parent_id), timeout=TIMEOUT
-                ).order
-            ),
-        )
-        return [_child(c) for c in order.children]
+        return [_child(c) for c in self._order(parent_id).children]
 
     def fills(self, child_order_id: str) -> list[ChildFill]:
         history = _call(
