@@ -10,7 +10,6 @@ every execution that had not ended (`Algos.recover`), then prints one line,
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,16 +27,14 @@ from fillpath.core.events import EVENT_TYPES
 from fillpath.infra.bus import Bus
 from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
-from fillpath.infra.grpc_server import RunningServer, create_server, wait_for_signal
+from fillpath.infra.grpc_server import RunningServer, create_server
 from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
-from fillpath.infra.pulsar.bus import PulsarBus
 from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.resources import load_resources
+from fillpath.infra.service_main import serve_on_pulsar
 from fillpath.infra.settings import Settings
-from fillpath.infra.storage import resolve_storage
-from fillpath.infra.telemetry import configure_tracing
 
 log = logging.getLogger("fillpath.algo")
 
@@ -118,30 +115,17 @@ def start_algo(
 
 
 def main() -> None:
-    settings = Settings.from_env(os.environ)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    configure_tracing("fillpath-algo", settings.trace_to_console)
-    settings = resolve_storage(settings)
-    bus = PulsarBus(
-        settings.bus.pulsar_url,
-        topic_prefix=settings.bus.topic_prefix,
-        producer_name="fillpath-algo",
-    )
-    runtime = start_algo(
-        settings,
-        settings.postgres.dsn,
-        bus,
-        oms_address=settings.oms.address,
-        sor_address=settings.sor.address,
-    )
-    print(f"fillpath-algo listening on {runtime.address}", flush=True)
-    try:
-        wait_for_signal()
-    finally:
-        runtime.stop()
-        bus.close()
+    def start(settings: Settings, bus: Bus) -> tuple[AlgoRuntime, str]:
+        runtime = start_algo(
+            settings,
+            settings.postgres.dsn,
+            bus,
+            oms_address=settings.oms.address,
+            sor_address=settings.sor.address,
+        )
+        return runtime, runtime.address
+
+    serve_on_pulsar("fillpath-algo", start)
 
 
 if __name__ == "__main__":

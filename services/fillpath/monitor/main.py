@@ -8,7 +8,6 @@ It prints one line, ``fillpath-monitor listening on <grpc> (dashboard <url>)``, 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,13 +15,11 @@ import redis
 from psycopg_pool import ConnectionPool
 
 from fillpath.infra.bus import Bus
-from fillpath.infra.grpc_server import RunningServer, create_server, wait_for_signal
+from fillpath.infra.grpc_server import RunningServer, create_server
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import migrate
-from fillpath.infra.pulsar.bus import PulsarBus
+from fillpath.infra.service_main import serve_on_pulsar
 from fillpath.infra.settings import Settings
-from fillpath.infra.storage import resolve_storage
-from fillpath.infra.telemetry import configure_tracing
 from fillpath.monitor.alerts import load_rules
 from fillpath.monitor.dashboard import Dashboard
 from fillpath.monitor.service import AlertChannel, BusChannel, LogChannel, Monitor, WebhookChannel
@@ -83,26 +80,12 @@ def start_monitor(
 
 
 def main() -> None:
-    settings = Settings.from_env(os.environ)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    configure_tracing("fillpath-monitor", settings.trace_to_console)
-    settings = resolve_storage(settings)
-    pg_dsn, redis_url = settings.postgres.dsn, settings.redis.url
-    bus = PulsarBus(
-        settings.bus.pulsar_url,
-        topic_prefix=settings.bus.topic_prefix,
-        producer_name="fillpath-monitor",
-    )
-    runtime = start_monitor(settings, pg_dsn, redis_url, bus)
-    dashboard = runtime.dashboard.url if runtime.dashboard else "off"
-    print(f"fillpath-monitor listening on {runtime.address} (dashboard {dashboard})", flush=True)
-    try:
-        wait_for_signal()
-    finally:
-        runtime.stop()
-        bus.close()
+    def start(settings: Settings, bus: Bus) -> tuple[MonitorRuntime, str]:
+        runtime = start_monitor(settings, settings.postgres.dsn, settings.redis.url, bus)
+        dashboard = runtime.dashboard.url if runtime.dashboard else "off"
+        return runtime, f"{runtime.address} (dashboard {dashboard})"
+
+    serve_on_pulsar("fillpath-monitor", start)
 
 
 if __name__ == "__main__":

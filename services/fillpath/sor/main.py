@@ -9,7 +9,6 @@ It compiles the routing kernel before it serves, and prints one line,
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,15 +19,13 @@ from fillpath.core.events import EVENT_TYPES
 from fillpath.infra.bus import Bus
 from fillpath.infra.clock import SystemClock
 from fillpath.infra.codec import EventCodec
-from fillpath.infra.grpc_server import RunningServer, create_server, wait_for_signal
+from fillpath.infra.grpc_server import RunningServer, create_server
 from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
-from fillpath.infra.pulsar.bus import PulsarBus
 from fillpath.infra.reference_data import load_reference_data
+from fillpath.infra.service_main import serve_on_pulsar
 from fillpath.infra.settings import Settings
-from fillpath.infra.storage import resolve_storage
-from fillpath.infra.telemetry import configure_tracing
 from fillpath.sor.decisions import SOR_MIGRATIONS, DecisionLog
 from fillpath.sor.market import MarketBook
 from fillpath.sor.quality import Learner, QualityStore
@@ -93,25 +90,11 @@ def start_sor(settings: Settings, pg_dsn: str, redis_url: str, bus: Bus) -> SorR
 
 
 def main() -> None:
-    settings = Settings.from_env(os.environ)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    configure_tracing("fillpath-sor", settings.trace_to_console)
-    settings = resolve_storage(settings)
-    pg_dsn, redis_url = settings.postgres.dsn, settings.redis.url
-    bus = PulsarBus(
-        settings.bus.pulsar_url,
-        topic_prefix=settings.bus.topic_prefix,
-        producer_name="fillpath-sor",
-    )
-    runtime = start_sor(settings, pg_dsn, redis_url, bus)
-    print(f"fillpath-sor listening on {runtime.address}", flush=True)
-    try:
-        wait_for_signal()
-    finally:
-        runtime.stop()
-        bus.close()
+    def start(settings: Settings, bus: Bus) -> tuple[SorRuntime, str]:
+        runtime = start_sor(settings, settings.postgres.dsn, settings.redis.url, bus)
+        return runtime, runtime.address
+
+    serve_on_pulsar("fillpath-sor", start)
 
 
 if __name__ == "__main__":
