@@ -16,11 +16,9 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     plane = start_control_plane(tmp_path_factory.mktemp("kube"))
     try:
         plane.kubectl("apply", "-f", str(ROOT / "crds"))
-        plane.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/venues.fillpath.io", "crd/algoprofiles.fillpath.io",
-            "crd/executionstrategies.fillpath.io",
-        )  # fmt: skip
+        plane.wait_established(
+            "venues.fillpath.io", "algoprofiles.fillpath.io", "executionstrategies.fillpath.io"
+        )
         yield plane
     finally:
         plane.stop()

@@ -128,6 +128,22 @@ class ControlPlane:
             raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
         return result
 
+    def wait_established(self, *crds: str, timeout: float = 60.0) -> None:
+        """Waits until each CRD is served. Polls, since `kubectl wait` fails outright on a CRD
+        whose status has no conditions yet (the apiserver sets them a moment after the create)."""
+        established = '{.status.conditions[?(@.type=="Established")].status}'
+        deadline = time.monotonic() + timeout
+        for name in crds:
+            while (
+                self.kubectl(
+                    "get", f"crd/{name}", "-o", f"jsonpath={established}", check=False
+                ).stdout.strip()
+                != "True"
+            ):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"CRD {name} not established within {timeout}s")
+                time.sleep(0.2)
+
     def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(bin_dir() / "helm"), "--kubeconfig", str(self.kubeconfig), *args],
