@@ -15,8 +15,9 @@ the trailing window. It manages the slices out there: one unfilled after its tim
 canceled and what it did not fill is re-sent on the next decision (cancel/replace, and
 re-routed, since every send is a fresh Route); an execution behind its schedule by more than
 a slice sends at a higher urgency (the router crosses the spread sooner) and records the
-deviation. At the end of the window whatever is left goes as one final slice at high urgency;
-when that is done the execution completes, with any unfilled remainder named.
+deviation. At the end of the window whatever is left goes as a final slice at high urgency,
+and what that leaves goes again (up to `FINAL_ATTEMPTS` final slices); then the execution
+completes, with any unfilled remainder named.
 
 The algorithms differ only in their target, the share of the order that should be done by
 now (fillpath.algo.schedule): TWAP's straight line (with sizes and times varied by the
@@ -84,6 +85,9 @@ ARRIVAL_SCALE_BPS = 10.0
 """Arrival price: a move of this many bps from the arrival price bends the target by a quarter
 (at most a half)."""
 FINAL = "final: the window closed"
+FINAL_ATTEMPTS = 4
+"""After the window closes, what a final slice leaves unfilled (a thin book, a partial IOC) is
+sent again, up to this many final slices; then the execution completes with the rest named."""
 
 
 class ExecutionState(IntEnum):
@@ -694,14 +698,16 @@ class Execution:
                 self._pull(events, now, s, reason)
 
     def _finish(self, events: list[AlgoEvent], now: datetime) -> None:
-        """The window has closed: pull what works, send the rest once, then complete."""
+        """The window has closed: pull what works, send the rest as final slices, then
+        complete."""
         live = self.open_slices()
         for s in live:
             if not s.final and not s.canceling:
                 self._pull(events, now, s, "the window closed")
         if live:
             return
-        if any(s.final for s in self.slices.values()) or self.leaves <= 0:
+        finals = sum(s.final for s in self.slices.values())
+        if finals >= FINAL_ATTEMPTS or self.leaves <= 0:
             self._record(
                 events,
                 ExecutionCompleted(

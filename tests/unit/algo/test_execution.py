@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import numpy as np
 import pytest
 
-from fillpath.algo.execution import Execution, ExecutionState
+from fillpath.algo.execution import FINAL, FINAL_ATTEMPTS, Execution, ExecutionState
 from fillpath.algo.market import Calendar, MarketSnapshot
 from fillpath.algo.params import AlgoProfile, resolve
 from fillpath.core.enums import AlgorithmKind, Side, Urgency
@@ -98,6 +99,28 @@ def test_twap_fills_the_order_in_even_slices_and_a_replay_rebuilds_it() -> None:
     assert replayed.executed == execution.executed
     assert replayed.slices == execution.slices
     assert replayed.notional == execution.notional
+
+
+def test_what_a_final_slice_leaves_goes_again_then_the_rest_is_named() -> None:
+    def half(execution: Execution, sent: SliceSent, at: datetime) -> list[AlgoEvent]:
+        """A thin book: every slice fills half of itself (to the lot), then its children end."""
+        filled = sent.quantity // 200 * 100
+        events = execution.on_fill(sent.slice, f"E{sent.slice}", filled, Price(MID), at)
+        return events + execution.on_slice_closed(sent.slice, at)
+
+    # A one-second window: one slice, then the window closes with most of the order to do.
+    execution, _ = Execution.create(spec(end=OPEN + timedelta(seconds=1)), CALENDAR, OPEN)
+
+    log = run(execution, seconds=30, fills=half)
+
+    finals = [e for e in log if isinstance(e, SliceSent) and e.reason == FINAL]
+    assert len(finals) == FINAL_ATTEMPTS
+    for before, after in pairwise(finals):
+        assert after.quantity == before.quantity - before.quantity // 200 * 100
+    left = finals[-1].quantity - finals[-1].quantity // 200 * 100
+    assert execution.state is ExecutionState.COMPLETED
+    assert execution.executed == 10_000 - left
+    assert execution.reason == f"the window closed with {left:,} unfilled"
 
 
 def test_no_slice_exceeds_the_leaves_or_the_limit_price() -> None:
