@@ -309,6 +309,9 @@ class Execution:
         if self.spec.params.algorithm is not AlgorithmKind.POV:
             volume_ratio = market.window_volume / max(self._expected_volume(t - WINDOW, t), 1.0)
         fraction = adapt(target.fraction, done, market.spread_ratio, volume_ratio, target.step)
+        if self.spec.params.algorithm is AlgorithmKind.TWAP:
+            # However the market hurries it, a TWAP stays within a slice of its straight line.
+            fraction = min(fraction, max(self._elapsed(t) + target.step, done))
         cap = self._cap(t, market)
         send = 0
         if cap is None or cap >= self.spec.lot:
@@ -512,9 +515,8 @@ class Execution:
     def _target(self, t: float, market: MarketSnapshot) -> Target:
         spec, params = self.spec, self.spec.params
         start = spec.start.timestamp()
-        horizon = max(self.end - start, 1.0)
-        step = min(params.slice_seconds / horizon, 1.0)
-        elapsed = min(max((t - start) / horizon, 0.0), 1.0)
+        step = min(params.slice_seconds / max(self.end - start, 1.0), 1.0)
+        elapsed = self._elapsed(t)
         algorithm = params.algorithm
         if algorithm is AlgorithmKind.TWAP:
             # Half a slice ahead of the line: filled promptly, the execution stays within half
@@ -550,9 +552,12 @@ class Execution:
         straight line (a randomised interval ran long), so the next slice cannot wait."""
         if self.spec.params.algorithm is not AlgorithmKind.TWAP:
             return False
+        return self._elapsed(t) - done > 0.5 * step
+
+    def _elapsed(self, t: float) -> float:
+        """The share of the window gone by at `t` (TWAP's straight line)."""
         start = self.spec.start.timestamp()
-        line = min(max((t - start) / max(self.end - start, 1.0), 0.0), 1.0)
-        return line - done > 0.5 * step
+        return min(max((t - start) / max(self.end - start, 1.0), 0.0), 1.0)
 
     def _trajectory_target(self, t: float, market: MarketSnapshot, risk: float) -> float:
         """1 − x₁/X of the Almgren–Chriss trajectory for what is left over the time left, in
