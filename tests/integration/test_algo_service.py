@@ -8,7 +8,7 @@ refused with the field named, recording nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from fillpath.algo.desk import GrpcDesk
 from fillpath.algo.execution import ExecutionState
 from fillpath.algo.main import load_profiles
-from fillpath.algo.service import Algos, ChildView, StartRequest
+from fillpath.algo.requests import StartRequest
+from fillpath.algo.service import Algos, ChildView
 from fillpath.api.v1 import algo_pb2, algo_pb2_grpc, common_pb2, oms_pb2, oms_pb2_grpc
 from fillpath.core.enums import AlgorithmKind
 from fillpath.core.events import EVENT_TYPES
@@ -81,12 +82,18 @@ def desk(tmp_path: Path) -> Iterator[tuple[EmbeddedPlatform, SimulatedGateway, L
     platform.stop()
 
 
-def _submit(oms: oms_pb2_grpc.OrderManagementServiceStub, client_id: str, quantity: int) -> str:
+def _submit(
+    oms: oms_pb2_grpc.OrderManagementServiceStub,
+    client_id: str,
+    quantity: int,
+    instructions: common_pb2.ExecutionInstructions | None = None,
+) -> str:
     return oms.SubmitOrder(
         oms_pb2.SubmitOrderRequest(
             client_order_id=client_id, account="DESK-EQ", portfolio="ALPHA", symbol="ACME",
             side=common_pb2.SIDE_BUY, order_type=common_pb2.ORDER_TYPE_MARKET,
             time_in_force=common_pb2.TIME_IN_FORCE_DAY, quantity=quantity,
+            instructions=instructions,
         )
     ).order.terms.order_id  # fmt: skip
 
@@ -152,6 +159,37 @@ def test_a_twap_executes_through_the_router_and_the_oms(
             algo_pb2.ListExecutionsRequest(states=[algo_pb2.EXECUTION_STATE_COMPLETED])
         )
         assert [e.execution_id for e in listed.executions] == [started.execution_id]
+
+
+def test_an_order_that_names_its_algorithm_is_executed_without_being_started(
+    desk: tuple[EmbeddedPlatform, SimulatedGateway, Lab],
+) -> None:
+    platform, gateway, clock = desk
+    assert platform.algo is not None
+    with (
+        grpc.insecure_channel(platform.oms_address) as oms_channel,
+        grpc.insecure_channel(platform.algo_address) as algo_channel,
+    ):
+        oms = oms_pb2_grpc.OrderManagementServiceStub(oms_channel)
+        api = algo_pb2_grpc.AlgoServiceStub(algo_channel)
+        end = clock.now() + timedelta(minutes=3)
+        named = _submit(oms, "algo-named-1", 3_000, _instructions(end))
+        left = _submit(oms, "algo-left-1", 3_000)  # names nothing: the strategy's to choose
+        (started,) = eventually(
+            lambda: api.ListExecutions(algo_pb2.ListExecutionsRequest()).executions
+        )
+        assert (started.order_id, started.algorithm) == (named, common_pb2.ALGORITHM_KIND_TWAP)
+        ref = algo_pb2.ExecutionRef(execution_id=started.execution_id)
+        assert started.end_time.ToDatetime(tzinfo=UTC) == end
+        for _ in range(300):
+            gateway.advance_to(gateway.lab.now + 1.0)
+            platform.algo.algos.tick()
+            if api.GetExecution(ref).state == algo_pb2.EXECUTION_STATE_COMPLETED:
+                break
+        assert api.GetExecution(ref).executed_quantity == 3_000
+        listed = api.ListExecutions(algo_pb2.ListExecutionsRequest()).executions
+        assert [e.order_id for e in listed] == [named]
+        assert _client_ids(oms, left) == []
 
 
 def test_bad_instructions_are_refused_with_the_field_named_and_record_nothing(

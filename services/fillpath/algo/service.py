@@ -31,6 +31,7 @@ from psycopg_pool import ConnectionPool
 from fillpath.algo.execution import TERMINAL, Execution, ExecutionState
 from fillpath.algo.market import Calendar, MarketView
 from fillpath.algo.params import AlgoProfile, profile_for, resolve
+from fillpath.algo.requests import StartRequest, names_an_algorithm, start_request
 from fillpath.algo.trajectory import impact_estimate
 from fillpath.api.v1 import events_pb2
 from fillpath.core.enums import AlgorithmKind, Side, Urgency
@@ -124,21 +125,6 @@ class Desk(Protocol):
     def children(self, parent_id: str) -> list[ChildView]: ...
 
     def fills(self, child_order_id: str) -> list[ChildFill]: ...
-
-
-# ---- the request -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartRequest:
-    order_id: str
-    algo_profile: str = ""
-    algorithm: AlgorithmKind | None = None
-    urgency: Urgency | None = None
-    max_participation_bps: int = 0
-    params: Mapping[str, float] = field(default_factory=dict)
-    start: datetime | None = None
-    end: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -394,8 +380,12 @@ class Algos:
                     view.on_trade(trade.exchange_time_unix_nanos / NANOS, trade.quantity)
 
     def on_order_event(self, envelope: events_pb2.EventEnvelope) -> None:
-        """Fills and ends of our child orders; the end of a parent we execute."""
+        """A parent order that names its algorithm; fills and ends of our child orders; the
+        end of a parent we execute."""
         kind = envelope.WhichOneof("payload")
+        if kind == "order_submitted":
+            self._start_named(envelope.order_submitted)
+            return
         if kind not in _ORDER_EVENTS:
             return
         payload = getattr(envelope, kind)
@@ -421,6 +411,21 @@ class Algos:
             else:
                 run.children[slice_][child.order_id] = replace(child, done=True)
             self._close_if_done(run, slice_)
+
+    def _start_named(self, submitted: events_pb2.OrderSubmitted) -> None:
+        """Starts executing a parent order whose instructions name its algorithm or profile.
+        The OMS records a parent's acceptance with its submission, so by now the order is
+        working or was refused; a refused order, or instructions that cannot be executed, are
+        logged and left alone (a retried delivery finds the execution already started)."""
+        terms = submitted.terms
+        if terms.HasField("parent_order_id") or not names_an_algorithm(terms.instructions):
+            return
+        try:
+            self.start(start_request(submitted.order_id, terms.instructions), SYSTEM)
+        except (InvalidArgument, FailedPrecondition, NotFound) as err:
+            log.warning(
+                "order %s names an algorithm but is not executed: %s", submitted.order_id, err
+            )
 
     # ---- recovery ----------------------------------------------------------------------------
 

@@ -8,14 +8,14 @@ FailedPrecondition → FAILED_PRECONDITION).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from fillpath.algo.execution import ExecutionState
 from fillpath.algo.plan import plan
-from fillpath.algo.service import Algos, StartRequest, Summary
+from fillpath.algo.requests import enum_of, start_request, time_of
+from fillpath.algo.service import Algos, Summary
 from fillpath.api.v1 import algo_pb2, algo_pb2_grpc, common_pb2
 from fillpath.core.enums import AlgorithmKind, Side, Urgency
 from fillpath.core.errors import FieldViolation, InvalidArgument
@@ -25,20 +25,6 @@ from fillpath.infra.grpc_server import ServiceBinding
 from fillpath.infra.telemetry import command_context
 
 MAX_PAGE_SIZE = 1000
-
-
-def _time(stamp: Timestamp, present: bool) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if present else None
-
-
-def _enum(kind: type[AlgorithmKind] | type[Urgency], field: str, value: int) -> object:
-    """The domain enum for a proto value (None for 0, unspecified)."""
-    if not value:
-        return None
-    if value not in kind._value2member_map_:
-        names = ", ".join(m.name for m in kind)
-        raise InvalidArgument.single(field, value, f"one of {names}")
-    return kind(value)
 
 
 def execution_message(summary: Summary) -> algo_pb2.Execution:
@@ -73,19 +59,7 @@ class AlgoServicer(algo_pb2_grpc.AlgoServiceServicer):
     ) -> algo_pb2.Execution:
         if not request.order_id:
             raise InvalidArgument.single("order_id", "", "required")
-        i = request.instructions
-        algorithm = _enum(AlgorithmKind, "instructions.algorithm", i.algorithm)
-        urgency = _enum(Urgency, "instructions.urgency", i.urgency)
-        start = StartRequest(
-            order_id=request.order_id,
-            algo_profile=i.algo_profile,
-            algorithm=algorithm,  # type: ignore[arg-type]
-            urgency=urgency,  # type: ignore[arg-type]
-            max_participation_bps=i.max_participation_bps,
-            params=dict(i.params),
-            start=_time(i.start_time, i.HasField("start_time")),
-            end=_time(i.end_time, i.HasField("end_time")),
-        )
+        start = start_request(request.order_id, request.instructions)
         return execution_message(self._algos.start(start, command_context(context)))
 
     def PauseExecution(
@@ -109,9 +83,9 @@ class AlgoServicer(algo_pb2_grpc.AlgoServiceServicer):
         summary = self._algos.adjust(
             request.execution_id,
             command_context(context),
-            end=_time(request.end_time, request.HasField("end_time")),
+            end=time_of(request.end_time, request.HasField("end_time")),
             max_participation_bps=request.max_participation_bps or None,
-            urgency=_enum(Urgency, "urgency", request.urgency),  # type: ignore[arg-type]
+            urgency=enum_of(Urgency, "urgency", request.urgency),  # type: ignore[arg-type]
             limit_price=(
                 Price(request.limit_price_nanos) if request.HasField("limit_price_nanos") else None
             ),
@@ -153,7 +127,7 @@ class AlgoServicer(algo_pb2_grpc.AlgoServiceServicer):
         planned = plan(
             self._algos.profiles,
             instrument,
-            algorithm=_enum(AlgorithmKind, "algorithm", request.algorithm),  # type: ignore[arg-type]
+            algorithm=enum_of(AlgorithmKind, "algorithm", request.algorithm),  # type: ignore[arg-type]
             profile=request.algo_profile,
             quantity=request.quantity,
             start=start,
