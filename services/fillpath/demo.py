@@ -1,28 +1,37 @@
 """`make demo`: a trading session against the market lab on the embedded platform.
 
-It starts everything (embedded Postgres and Redis, the OMS, the market lab's simulated venues),
-then plays a trading system and an algorithm: submits parent orders (one retried, two refused by
-pre-trade checks), places child orders straight on the lab's venues — a market IOC, a passive
-limit, a post-only order, a dark midpoint order — and lets the session run while acks, fills and
-cancels flow back into the OMS. It ends with the orders, one order's audit trail, `verify` over
-everything recorded, a TCA table of the orders with an HTML report, and a plot of the simulated
-day (price, spread, volume profile) as a PNG.
+It starts everything (embedded Postgres and Redis, the OMS, the router, the algorithm engine,
+the monitor, the market lab's simulated venues), then plays a trading system: at 10:00 it
+submits parent orders, each naming the algorithm profile to work it until 10:20 (one retried,
+two refused by pre-trade checks). The engine starts each accepted order from the OMS's events —
+no one calls StartExecution — and works it slice by slice on the lab's clock: every slice routed
+by the SOR and placed through the OMS, fills flowing back from the lab's venues. A progress bar
+per order follows the executions; at 10:10 the trader raises one to high urgency. It ends with
+the orders, the executions, one order's fills by venue and the start of its audit trail,
+each order's TCA (with an HTML report), what the live monitor saw, `verify` over everything
+recorded, and a plot of the simulated day (price, spread, volume profile) as a PNG.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import numpy as np
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from fillpath.api.v1 import (
+    algo_pb2,
+    algo_pb2_grpc,
     common_pb2,
     events_pb2,
     monitor_pb2,
@@ -31,6 +40,7 @@ from fillpath.api.v1 import (
     oms_pb2_grpc,
 )
 from fillpath.core.price import Price
+from fillpath.core.session import TIMEZONE
 from fillpath.embedded import EmbeddedPlatform, start_platform
 from fillpath.infra.cache import cache_dir
 from fillpath.infra.reference_data import load_reference_data
@@ -55,6 +65,8 @@ from fillpath.oms.verify import verify
 C = common_pb2
 SYMBOLS = ["ACME", "GLBX", "INIT", "UMBR"]
 START = 1800.0  # 10:00, half an hour after the open
+WINDOW = 1200.0  # the algorithms work the orders until 10:20
+TRAIL_SHOWN = 14
 
 
 def _px(text: str) -> int:
@@ -71,49 +83,46 @@ def _submit(
     return response
 
 
-def _children(
-    stub: oms_pb2_grpc.OrderManagementServiceStub,
-    parent_id: str,
-    *children: oms_pb2.ChildOrderRequest,
-) -> list[str]:
-    response = stub.PlaceChildOrders(
-        oms_pb2.PlaceChildOrdersRequest(parent_order_id=parent_id, children=children),
-        metadata=((ACTOR_KEY, "demo-algo"),),
-    )
-    return [c.terms.order_id for c in response.children]
+def _algo(profile: str, end: datetime) -> common_pb2.ExecutionInstructions:
+    """Instructions that name the profile (and so the algorithm) to work an order until `end`."""
+    instructions = common_pb2.ExecutionInstructions(algo_profile=profile)
+    instructions.end_time.FromDatetime(end)
+    return instructions
 
 
-def _child(
-    client_id: str, venue: str, quantity: int, **fields: object
-) -> oms_pb2.ChildOrderRequest:
-    return oms_pb2.ChildOrderRequest(
-        client_order_id=client_id,
-        venue=venue,
-        quantity=quantity,
-        **fields,  # type: ignore[arg-type]
-    )
+@dataclass(frozen=True, slots=True)
+class Worked:
+    """A parent order the algorithm engine worked."""
+
+    symbol: str
+    order_id: str
+    label: str
 
 
-def _play(
-    console: Console, platform: EmbeddedPlatform, gateway: SimulatedGateway
-) -> dict[str, str]:
-    """Plays the session; the parent orders that traded, by symbol."""
+def _play(console: Console, platform: EmbeddedPlatform, gateway: SimulatedGateway) -> list[Worked]:
+    """Plays the session; the parent orders the algorithms worked."""
     lab = gateway.lab
     board = QuoteBoard(venues=len(lab.venues))
-    with grpc.insecure_channel(platform.oms_address) as channel:
+    with (
+        grpc.insecure_channel(platform.oms_address) as channel,
+        grpc.insecure_channel(platform.algo_address) as algo_channel,
+    ):
         stub = oms_pb2_grpc.OrderManagementServiceStub(channel)
+        algos = algo_pb2_grpc.AlgoServiceStub(algo_channel)
         for data in gateway.advance_to(START).market_data:
             board.update(data.symbol, data.records)
         acme_nbbo = board.nbbo("ACME")
+        end = lab.time_of(START + WINDOW)
         console.rule(
             f"10:00 in the lab: ACME {acme_nbbo.bid / 1e9:.2f} × {acme_nbbo.ask / 1e9:.2f}; "
-            "a trading system submits parent orders"
+            "a trading system submits parent orders, each naming its algorithm (until 10:20)"
         )
+        desk = {"account": "DESK-EQ", "portfolio": "ALPHA", "time_in_force": C.TIME_IN_FORCE_DAY}
+        market = {**desk, "order_type": C.ORDER_TYPE_MARKET}
         order: dict[str, object] = {
-            "account": "DESK-EQ", "portfolio": "ALPHA", "symbol": "ACME", "side": C.SIDE_BUY,
-            "order_type": C.ORDER_TYPE_LIMIT, "time_in_force": C.TIME_IN_FORCE_DAY,
-            "quantity": 12_000, "limit_price_nanos": acme_nbbo.ask + _px("0.10"),
-            "decision_price_nanos": acme_nbbo.mid,
+            **desk, "symbol": "ACME", "side": C.SIDE_BUY, "order_type": C.ORDER_TYPE_LIMIT,
+            "quantity": 12_000, "limit_price_nanos": acme_nbbo.ask + _px("1.00"),
+            "decision_price_nanos": acme_nbbo.mid, "instructions": _algo("vwap-standard", end),
         }  # fmt: skip
         acme = _submit(stub, "demo-acme-1", **order).order
         retry = _submit(stub, "demo-acme-1", **order)
@@ -121,61 +130,138 @@ def _play(
             f"retried submit of demo-acme-1 → duplicate={retry.duplicate}, "
             f"same order {retry.order.terms.order_id == acme.terms.order_id}"
         )
-        globex = _submit(
-            stub, "demo-glbx-1", account="DESK-EQ", portfolio="BETA", symbol="GLBX",
-            side=C.SIDE_SELL, order_type=C.ORDER_TYPE_MARKET, time_in_force=C.TIME_IN_FORCE_DAY,
-            quantity=5_000,
+        glbx = _submit(
+            stub, "demo-glbx-1", **market, symbol="GLBX", side=C.SIDE_SELL, quantity=40_000,
+            instructions=_algo("twap-standard", end),
+        ).order  # fmt: skip
+        init = _submit(
+            stub, "demo-init-1", **market, symbol="INIT", side=C.SIDE_BUY, quantity=6_000,
+            instructions=_algo("is-balanced", end),
+        ).order  # fmt: skip
+        umbr = _submit(
+            stub, "demo-umbr-1", **market, symbol="UMBR", side=C.SIDE_BUY, quantity=800,
+            instructions=_algo("pov-10", end),
         ).order  # fmt: skip
         _submit(
-            stub, "demo-umbr-1", account="DESK-QUANT", portfolio="STATARB", symbol="UMBR",
+            stub, "demo-umbr-2", account="DESK-QUANT", portfolio="STATARB", symbol="UMBR",
             side=C.SIDE_BUY, order_type=C.ORDER_TYPE_LIMIT, time_in_force=C.TIME_IN_FORCE_DAY,
-            quantity=1_000, limit_price_nanos=_px("312.00"),
+            quantity=1_000, limit_price_nanos=_px("312.00"), instructions=_algo("pov-10", end),
         )  # fmt: skip
         _submit(
-            stub, "demo-init-1", account="DESK-EQ", portfolio="ALPHA", symbol="INIT",
-            side=C.SIDE_BUY, order_type=C.ORDER_TYPE_LIMIT, time_in_force=C.TIME_IN_FORCE_GTC,
-            quantity=20_000, limit_price_nanos=_px("21.50"),
+            stub, "demo-init-2", **desk, symbol="INIT", side=C.SIDE_BUY,
+            order_type=C.ORDER_TYPE_LIMIT, quantity=20_000, limit_price_nanos=_px("21.50"),
         )  # fmt: skip
-
-        console.rule("An algorithm places child orders on the lab's venues")
-        acme_id = acme.terms.order_id
-        _children(
-            stub, acme_id,
-            _child("acme-take", "lumen", 3_000, order_type=C.ORDER_TYPE_LIMIT,
-                   time_in_force=C.TIME_IN_FORCE_IOC,
-                   limit_price_nanos=acme_nbbo.ask + _px("0.03")),
-            _child("acme-join", "orbit", 4_000, order_type=C.ORDER_TYPE_LIMIT,
-                   time_in_force=C.TIME_IN_FORCE_DAY, limit_price_nanos=acme_nbbo.bid),
-            _child("acme-post", "vertex", 2_000, order_type=C.ORDER_TYPE_LIMIT,
-                   time_in_force=C.TIME_IN_FORCE_DAY, limit_price_nanos=acme_nbbo.bid,
-                   post_only=True),
-            _child("acme-dark", "shade", 3_000, order_type=C.ORDER_TYPE_LIMIT,
-                   time_in_force=C.TIME_IN_FORCE_DAY, limit_price_nanos=acme_nbbo.ask,
-                   min_quantity=200),
-        )  # fmt: skip
-        _children(
-            stub, globex.terms.order_id,
-            _child("glbx-s1", "lumen", 3_000, order_type=C.ORDER_TYPE_MARKET,
-                   time_in_force=C.TIME_IN_FORCE_IOC),
-            _child("glbx-s2", "quarry", 2_000, order_type=C.ORDER_TYPE_MARKET,
-                   time_in_force=C.TIME_IN_FORCE_IOC),
-        )  # fmt: skip
-        gateway.advance_to(START + 300.0)
-        console.print("five simulated minutes later, the trader cancels what is left of ACME")
-        stub.CancelOrder(
-            oms_pb2.CancelOrderRequest(order_id=acme_id, reason="enough for today"),
-            metadata=((ACTOR_KEY, "demo-trader"),),
+        worked = [
+            Worked(o.terms.symbol, o.terms.order_id, f"{o.terms.symbol} {label}")
+            for o, label in (
+                (acme, "buy 12,000 · VWAP"), (glbx, "sell 40,000 · TWAP"),
+                (init, "buy 6,000 · IS"), (umbr, "buy 800 · POV 10 %"),
+            )
+        ]  # fmt: skip
+        console.rule(
+            "The algorithm engine works them: every slice routed by the SOR and placed through "
+            "the OMS on the lab's venues"
         )
-        gateway.advance_to(START + 301.0)
+        _work(console, platform, gateway, algos, worked)
 
         listing = stub.ListOrders(oms_pb2.ListOrdersRequest(sort=oms_pb2.ORDER_SORT_CREATED_ASC))
         console.print(orders_table(list(listing.orders), "Parent orders"))
+        console.print(_executions_table(algos, worked))
+        acme_id = acme.terms.order_id
         acme_now = stub.GetOrder(oms_pb2.GetOrderRequest(order_id=acme_id)).order
-        console.print(orders_table(list(acme_now.children), f"Child orders of {acme_id} (ACME)"))
         console.print(_fills_table(stub, acme_now))
-        trail = stub.GetOrderHistory(oms_pb2.GetOrderHistoryRequest(order_id=acme_id))
-        console.print(history_table(list(trail.entries), f"Audit trail of {acme_id} (ACME)"))
-        return {"ACME": acme_id, "GLBX": globex.terms.order_id}
+        trail = list(stub.GetOrderHistory(oms_pb2.GetOrderHistoryRequest(order_id=acme_id)).entries)
+        console.print(
+            history_table(trail[:TRAIL_SHOWN], f"Audit trail of {acme_id} (ACME), the first "
+                          f"{TRAIL_SHOWN} of {len(trail)} entries")
+        )  # fmt: skip
+        return worked
+
+
+def _work(
+    console: Console,
+    platform: EmbeddedPlatform,
+    gateway: SimulatedGateway,
+    algos: algo_pb2_grpc.AlgoServiceStub,
+    worked: list[Worked],
+) -> None:
+    """Runs the lab a second at a time, the engine's timer after each, with a progress bar per
+    order, until every execution has ended; at 10:10 the trader hurries the GLBX TWAP."""
+    assert platform.algo is not None  # the demo runs the engine in process, on the lab's clock
+    engine = platform.algo.algos
+    lab = gateway.lab
+    label = {w.order_id: w.label for w in worked}
+    deadline = time.monotonic() + 10.0
+    while len(executions := _executions(algos)) < len(worked):
+        if time.monotonic() > deadline:  # they start from the OMS's events, in a moment
+            raise RuntimeError(f"{len(executions)} of {len(worked)} executions started")
+        time.sleep(0.05)
+    with Progress(
+        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[state]:<10} scheduled {task.fields[scheduled]:>7,}"),
+        TextColumn("[dim]{task.fields[clock]}"), console=console,
+    ) as progress:  # fmt: skip
+        bars = {
+            e.order_id: progress.add_task(
+                label[e.order_id], total=e.target_quantity, state="", scheduled=0, clock=""
+            )
+            for e in executions
+        }
+        hurried = False
+        while True:
+            gateway.advance_to(lab.now + 1.0)
+            engine.tick()
+            if not hurried and lab.now >= START + 600:
+                hurried = True
+                glbx = next(e for e in executions if label[e.order_id].startswith("GLBX"))
+                algos.AdjustExecution(
+                    algo_pb2.AdjustExecutionRequest(
+                        execution_id=glbx.execution_id, urgency=C.URGENCY_HIGH
+                    ),
+                    metadata=((ACTOR_KEY, "demo-trader"),),
+                )
+                progress.console.print("10:10: the trader raises the GLBX TWAP to HIGH urgency")
+            if int(lab.now) % 5 and lab.now < START + WINDOW:
+                continue
+            executions = _executions(algos)
+            clock = lab.time_of(lab.now).astimezone(ZoneInfo(TIMEZONE)).strftime("%H:%M:%S")
+            for e in executions:
+                progress.update(
+                    bars[e.order_id], completed=e.executed_quantity, scheduled=e.scheduled_quantity,
+                    state=algo_pb2.ExecutionState.Name(e.state).removeprefix("EXECUTION_STATE_"),
+                    clock=clock,
+                )  # fmt: skip
+            if all(e.state in ENDED for e in executions) or lab.now > START + WINDOW + 600:
+                break
+
+
+ENDED = (
+    algo_pb2.EXECUTION_STATE_COMPLETED,
+    algo_pb2.EXECUTION_STATE_CANCELED,
+    algo_pb2.EXECUTION_STATE_FAILED,
+)
+
+
+def _executions(algos: algo_pb2_grpc.AlgoServiceStub) -> list[algo_pb2.Execution]:
+    return list(algos.ListExecutions(algo_pb2.ListExecutionsRequest()).executions)
+
+
+def _executions_table(algos: algo_pb2_grpc.AlgoServiceStub, worked: list[Worked]) -> Table:
+    """What AlgoService says of each execution."""
+    table = Table(
+        title="Algorithm executions (AlgoService)", title_justify="left", header_style="bold"
+    )
+    for column in ("execution", "order", "algorithm", "profile", "state", "executed"):
+        table.add_column(column, justify="right" if column == "executed" else "left")
+    label = {w.order_id: w.label for w in worked}
+    for e in _executions(algos):
+        table.add_row(
+            e.execution_id, label.get(e.order_id, e.order_id),
+            C.AlgorithmKind.Name(e.algorithm).removeprefix("ALGORITHM_KIND_"), e.algo_profile,
+            algo_pb2.ExecutionState.Name(e.state).removeprefix("EXECUTION_STATE_"),
+            f"{e.executed_quantity:,} / {e.target_quantity:,}",
+        )  # fmt: skip
+    return table
 
 
 def _child_fills(
@@ -195,24 +281,29 @@ def _liquidity(flag: int) -> str:
 
 
 def _fills_table(stub: oms_pb2_grpc.OrderManagementServiceStub, parent: oms_pb2.Order) -> Table:
+    """The parent's fills as the venues reported them, by venue and liquidity."""
     table = Table(
-        title="ACME fills as the venues reported them", title_justify="left", header_style="bold"
+        title=f"{parent.terms.symbol} fills by venue, as the venues reported them "
+        f"({len(parent.children)} child orders)",
+        title_justify="left",
+        header_style="bold",
     )
-    for column in ("child", "venue", "liquidity", "qty", "price", "fee"):
-        table.add_column(column, justify="right" if column in ("qty", "price", "fee") else "left")
-    total_qty = total_fee = 0
-    for child, fill in _child_fills(stub, parent):
-        total_qty += fill.quantity
-        total_fee += fill.fee_nanos
+    for column in ("venue", "liquidity", "fills", "qty", "avg px", "fees"):
+        table.add_column(column, justify="left" if column in ("venue", "liquidity") else "right")
+    by: dict[tuple[str, str], list[int]] = {}  # (venue, liquidity) → [fills, qty, notional, fee]
+    for _, fill in _child_fills(stub, parent):
+        row = by.setdefault((fill.venue, _liquidity(fill.liquidity)), [0, 0, 0, 0])
+        row[0] += 1
+        row[1] += fill.quantity
+        row[2] += fill.quantity * fill.price_nanos
+        row[3] += fill.fee_nanos
+    for (venue, liquidity), (fills, qty, notional, fee) in sorted(by.items()):
         table.add_row(
-            child.terms.client_order_id,
-            child.terms.venue,
-            _liquidity(fill.liquidity),
-            f"{fill.quantity:,}",
-            f"{fill.price_nanos / 1e9:.4f}",
-            f"{fill.fee_nanos / 1e9:+.2f}",
-        )
-    table.add_row("total", "", "", f"{total_qty:,}", "", f"{total_fee / 1e9:+.2f}")
+            venue, liquidity, f"{fills:,}", f"{qty:,}", f"{notional / qty / 1e9:.4f}",
+            f"{fee / 1e9:+.2f}",
+        )  # fmt: skip
+    totals = [sum(row[i] for row in by.values()) for i in range(4)]
+    table.add_row("total", "", f"{totals[0]:,}", f"{totals[1]:,}", "", f"{totals[3] / 1e9:+.2f}")
     return table
 
 
@@ -242,7 +333,7 @@ def _tca_document(
                 "liquidity": _liquidity(fill.liquidity),
             }
         )  # fmt: skip
-    end = START + 301.0
+    end = START + WINDOW
     trades = np.concatenate(recorder.trades)
     window = trades[(trades["t"] >= START - 60) & (trades["t"] < end + 360)]
     ours = {(round(f["time"], 6), f["price"], f["quantity"]) for f in fills}
@@ -273,7 +364,7 @@ def _tca_document(
     }  # fmt: skip
 
 
-def _monitor_table(platform: EmbeddedPlatform, parents: dict[str, str]) -> Table:
+def _monitor_table(platform: EmbeddedPlatform, worked: list[Worked]) -> Table:
     """What the monitor saw live, read back through MonitorService."""
     table = Table(
         title=f"Live monitor (MonitorService {platform.monitor_address}, dashboard "
@@ -286,10 +377,11 @@ def _monitor_table(platform: EmbeddedPlatform, parents: dict[str, str]) -> Table
     with grpc.insecure_channel(platform.monitor_address) as channel:
         api = monitor_pb2_grpc.MonitorServiceStub(channel)
         alerts = api.ListAlerts(monitor_pb2.ListAlertsRequest()).alerts
-        for symbol, order_id in parents.items():
+        for w in worked:
+            order_id = w.order_id
             live = api.GetLiveExecution(monitor_pb2.GetLiveExecutionRequest(order_id=order_id))
             table.add_row(
-                f"{symbol} {order_id}",
+                w.label,
                 f"{live.filled_quantity:,} / {live.quantity:,}",
                 f"{live.slippage_vs_arrival_bps:+.2f}",
                 f"{live.participation:.1%}",
@@ -335,8 +427,7 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
     config = LabConfig()
     lab = lab_for(config, reference.instruments, lab_parameters(), SYMBOLS)
     recorders = {
-        symbol: DayRecorder(symbol=symbol, venues=len(lab.venues), every=1.0)
-        for symbol in ("ACME", "GLBX")
+        symbol: DayRecorder(symbol=symbol, venues=len(lab.venues), every=1.0) for symbol in SYMBOLS
     }
 
     publishers: list[MarketDataPublisher] = []  # to the monitor, once the platform runs
@@ -356,10 +447,11 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
             oms=OmsSettings(address="127.0.0.1:0"),
             monitor=MonitorSettings(address="127.0.0.1:0", http_address="127.0.0.1:0"),
             sor=SorSettings(address="127.0.0.1:0"),
-            algo=AlgoSettings(address="127.0.0.1:0"),
+            # The engine decides on the lab's clock, its timer stepped with the lab (`_work`).
+            algo=AlgoSettings(address="127.0.0.1:0", tick_interval=0),
         )
-        with console.status("starting embedded Postgres, Redis, the OMS and the market lab…"):
-            platform = start_platform(settings, gateway=gateway)
+        with console.status("starting embedded Postgres, Redis, the services and the market lab…"):
+            platform = start_platform(settings, gateway=gateway, now=lambda: lab.time_of(lab.now))
         if platform.bus is not None:
             publishers.append(MarketDataPublisher(lab, platform.bus))
         try:
@@ -374,17 +466,16 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
                 f"simulated session of {config.session_date}, seed {config.seed}",
             )
             console.print(table)
-            parents = _play(console, platform, gateway)
+            worked = _play(console, platform, gateway)
             with console.status("running the lab to the close…"):
                 gateway.run_to_close()
             with grpc.insecure_channel(platform.oms_address) as channel:
                 stub = oms_pb2_grpc.OrderManagementServiceStub(channel)
                 documents = [
-                    _tca_document(stub, order_id, recorders[symbol], lab)
-                    for symbol, order_id in parents.items()
+                    _tca_document(stub, w.order_id, recorders[w.symbol], lab) for w in worked
                 ]
             console.print(_tca_table(documents))
-            console.print(_monitor_table(platform, parents))
+            console.print(_monitor_table(platform, worked))
             html_report, fills_csv = write_report(
                 documents, out / "tca.html", f"TCA of the demo session, {config.session_date}"
             )

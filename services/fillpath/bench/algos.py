@@ -51,8 +51,10 @@ from fillpath.infra.redis.embedded import EmbeddedRedis, start_embedded_redis
 from fillpath.infra.settings import Settings
 
 SYMBOL = "ACME"
-LAMBDAS = (1e-6, 1e-5, 1e-4, 1e-3)
-"""Risk aversions of the frontier, $⁻¹ (days): the is-balanced profile's range."""
+LAMBDAS = (1e-6, 3e-6, 1e-5, 3e-5)
+"""Risk aversions of the frontier, $⁻¹, within the is-balanced profile's range (1e-6 to 1e-3).
+Above about 3e-5 this order's trajectory asks for more than the profile's 30 % participation
+cap in most minutes, so the cap, not λ, sets its pace and the frontier stops moving."""
 
 
 def algo_profiles() -> dict[str, AlgoProfile]:
