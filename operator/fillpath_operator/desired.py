@@ -35,6 +35,10 @@ class Domain:
     module: str  # the image runs `python -m <module>`
     port: int
     config_file: str
+    single_owner: bool = False
+    """One process owns every piece of the domain's live state (the algorithm engine owns its
+    executions and hears their fills on one shared subscription): one replica, and an update
+    stops the old pod before the new one takes up the executions (Recreate)."""
 
 
 DOMAINS: dict[str, Domain] = {
@@ -44,7 +48,7 @@ DOMAINS: dict[str, Domain] = {
     ),
     "AlgoProfile": Domain(
         kind="AlgoProfile", plural="algoprofiles", service="algo", module="fillpath.algo.main",
-        port=50081, config_file="algoprofiles.yaml",
+        port=50081, config_file="algoprofiles.yaml", single_owner=True,
     ),
     "ExecutionStrategy": Domain(
         kind="ExecutionStrategy", plural="executionstrategies", service="strategy",
@@ -63,6 +67,8 @@ class Settings:
     replicas: int = 1
     env_from_secret: str = ""
     """A Secret whose keys become the service's environment (FILLPATH_PG_DSN, …)."""
+    oms_address: str = ""
+    """Where the services reach the OMS (the chart's OMS Service), host:port."""
 
 
 def name_of(domain: Domain) -> str:
@@ -145,18 +151,23 @@ def deployment(
     config: Mapping[str, Any],
 ) -> dict[str, Any]:
     name = name_of(domain)
+    env = [
+        {"name": "FILLPATH_CONFIG_DIR", "value": "/etc/fillpath"},
+        {"name": f"FILLPATH_{domain.service.upper()}_ADDRESS", "value": f"0.0.0.0:{domain.port}"},
+    ]
+    if domain.service == "algo":  # it places through the OMS what the router allocates
+        sor = DOMAINS["Venue"]
+        env.append(
+            {"name": "FILLPATH_SOR_ADDRESS", "value": f"{name_of(sor)}.{namespace}.svc:{sor.port}"}
+        )
+        if settings.oms_address:
+            env.append({"name": "FILLPATH_OMS_ADDRESS", "value": settings.oms_address})
     container: dict[str, Any] = {
         "name": domain.service,
         "image": settings.image,
         "args": [domain.module],  # the image's entrypoint is `python -m`
         "ports": [{"name": "grpc", "containerPort": domain.port}],
-        "env": [
-            {"name": "FILLPATH_CONFIG_DIR", "value": "/etc/fillpath"},
-            {
-                "name": f"FILLPATH_{domain.service.upper()}_ADDRESS",
-                "value": f"0.0.0.0:{domain.port}",
-            },
-        ],
+        "env": env,
         "volumeMounts": [
             {"name": "config", "mountPath": "/etc/fillpath", "readOnly": True},
             # numba's kernel cache: the root filesystem is read-only.
@@ -183,7 +194,8 @@ def deployment(
         "kind": "Deployment",
         "metadata": _metadata(domain, namespace, resources, name),
         "spec": {
-            "replicas": settings.replicas,
+            "replicas": 1 if domain.single_owner else settings.replicas,
+            "strategy": {"type": "Recreate" if domain.single_owner else "RollingUpdate"},
             "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
             "template": {
                 "metadata": {

@@ -5,7 +5,8 @@ repeat changes nothing) — and writes the resource's status: `observedGeneratio
 Run with ``kopf run --standalone -m fillpath_operator.handlers`` (the chart does). Settings come
 from the environment, read once at start-up: FILLPATH_OPERATOR_IMAGE (the services' image),
 FILLPATH_OPERATOR_REPLICAS, FILLPATH_OPERATOR_ENV_SECRET (a Secret of FILLPATH_* connection
-settings for the services), FILLPATH_OPERATOR_INTERVAL (seconds between status refreshes).
+settings for the services), FILLPATH_OPERATOR_OMS_ADDRESS (where the algorithm engine reaches the
+OMS), FILLPATH_OPERATOR_INTERVAL (seconds between status refreshes).
 
 A Venue's status also carries what the smart order router reports of it (GetVenueQuality, on
 the SOR Service this operator created, or FILLPATH_OPERATOR_SOR_ADDRESS): the quality figures
@@ -41,6 +42,7 @@ _SETTINGS = desired.Settings(
     image=os.environ.get("FILLPATH_OPERATOR_IMAGE", desired.Settings().image),
     replicas=int(os.environ.get("FILLPATH_OPERATOR_REPLICAS", "1")),
     env_from_secret=os.environ.get("FILLPATH_OPERATOR_ENV_SECRET", ""),
+    oms_address=os.environ.get("FILLPATH_OPERATOR_OMS_ADDRESS", ""),
 )
 _INTERVAL = float(os.environ.get("FILLPATH_OPERATOR_INTERVAL", "30"))
 _SOR_ADDRESS = os.environ.get("FILLPATH_OPERATOR_SOR_ADDRESS", "")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fillpath.infra.kube.controlplane import ControlPlane
 from tests.k8s.conftest import ROOT
@@ -56,6 +57,16 @@ def test_rendered_manifests_are_accepted_by_the_api_server(
         "pod/fp-test",
     ):  # fmt: skip
         assert created in result.stdout
+    # The operator tells the algorithm engine it deploys where the release's OMS is.
+    (operator,) = (
+        d for d in yaml.safe_load_all(rendered)
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "fp-operator"
+    )  # fmt: skip
+    env = {
+        e["name"]: e.get("value")
+        for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["FILLPATH_OPERATOR_OMS_ADDRESS"] == f"fp-oms.{namespace}.svc:50051"
 
 
 @pytest.mark.parametrize(

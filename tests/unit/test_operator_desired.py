@@ -76,6 +76,26 @@ def test_connection_secret_becomes_the_service_environment() -> None:
     assert container["envFrom"] == [{"secretRef": {"name": "fillpath-connections"}}]
 
 
+def test_the_algo_engine_reaches_the_oms_and_the_router_and_runs_alone() -> None:
+    profile = {
+        "apiVersion": "fillpath.io/v1alpha1", "kind": "AlgoProfile",
+        "metadata": {"name": "twap-standard", "uid": "u1", "namespace": "desk"},
+        "spec": {"algorithm": "TWAP"},
+    }  # fmt: skip
+    settings = Settings(replicas=3, oms_address="fillpath-oms.desk.svc:50051")
+
+    (_, algo, _) = desired.children(DOMAINS["AlgoProfile"], "desk", [profile], settings)
+    (_, sor, _) = desired.children(VENUES, "desk", [venue("lumen", "u1")], settings)
+
+    env = {e["name"]: e["value"] for e in algo["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FILLPATH_OMS_ADDRESS"] == "fillpath-oms.desk.svc:50051"
+    assert env["FILLPATH_SOR_ADDRESS"] == "fillpath-sor.desk.svc:50071"  # the router's Service
+    assert env["FILLPATH_ALGO_ADDRESS"] == "0.0.0.0:50081"
+    # One engine owns the executions: never two at once, not even during an update.
+    assert (algo["spec"]["replicas"], algo["spec"]["strategy"]["type"]) == (1, "Recreate")
+    assert (sor["spec"]["replicas"], sor["spec"]["strategy"]["type"]) == (3, "RollingUpdate")
+
+
 def test_condition_keeps_its_transition_time_while_the_status_holds() -> None:
     first = desired.condition([], "Ready", True, "Rendered", "ok", generation=1, now="T1")
     same = desired.condition([first], "Ready", True, "Rendered", "ok", generation=2, now="T2")
