@@ -322,7 +322,7 @@ class ExecutionInstructions(_message.Message):
 
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
-        """Execution window; unset start = on acceptance, unset end = profile default."""
+        """Execution window; unset start = on acceptance, unset end = the session's close."""
 
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp: ...
