@@ -23,6 +23,7 @@ from rich.table import Table
 from fillpath.algo.trajectory import ImpactModel, trajectory
 from fillpath.bench.algos import run_algos_bench, run_algos_quality
 from fillpath.bench.bus import run_bus_bench
+from fillpath.bench.calibrate import run_calibration
 from fillpath.bench.lab import run_lab_bench
 from fillpath.bench.monitor import run_monitor_bench
 from fillpath.bench.oms import run_oms_bench
@@ -37,6 +38,7 @@ from fillpath.infra.postgres.embedded import start_embedded_postgres
 from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
+from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.settings import (
     BUS_KINDS,
     AlgoSettings,
@@ -392,6 +394,20 @@ def tca_report(files: tuple[Path, ...], out: Path, title: str) -> None:
 @main.group()
 def algos() -> None:
     """Execution algorithms: the schedules they follow."""
+
+
+@algos.command(name="calibrate")
+@click.option("--symbol", default="ACME", show_default=True, help="The lab instrument.")
+@click.option("--seeds", type=click.IntRange(2, 1_000), default=10, show_default=True,
+              help="Lab sessions per order size (each also run without the order).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def algos_calibrate(symbol: str, seeds: int, as_json: bool) -> None:
+    """Fits the instrument's market impact (Almgren–Chriss ε, η, γ) on the market lab: TWAP
+    orders of ¼–2 % of ADV, each against the same session without it; prints the fit and the
+    `impact:` entry for instruments.yaml."""
+    if symbol not in load_reference_data().instruments:
+        raise click.BadParameter(f"{symbol!r} is not in instruments.yaml", param_hint="--symbol")
+    run_calibration(console, symbol=symbol, seeds=seeds, as_json=as_json)
 
 
 @algos.command(name="plan")

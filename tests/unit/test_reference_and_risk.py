@@ -127,3 +127,23 @@ def test_bad_session_settings_are_named() -> None:
         "instruments[0].session_close",
         "instruments[0].timezone",
     }
+
+
+def test_impact_coefficients_are_read_and_bad_ones_named() -> None:
+    base = {"symbol": "A", "tick_size": "0.01", "adv": 10, "reference_price": "1.00"}
+    fitted = instruments_from_mapping(
+        {"instruments": [{**base, "impact": {"temporary": 0.2, "permanent": 5.7}}]}
+    )["A"]
+    assert (fitted.impact_temporary, fitted.impact_permanent) == (0.2, 5.7)
+    unset = instruments_from_mapping({"instruments": [base]})["A"]
+    assert (unset.impact_temporary, unset.impact_permanent) == (0.5, 0.1)  # the rule of thumb
+
+    with pytest.raises(InvalidArgument) as raised:
+        instruments_from_mapping(
+            {"instruments": [{**base, "impact": {"temporary": -1, "permanent": "x", "k": 1}}]}
+        )
+    assert {(v.field, str(v.value)) for v in raised.value.violations} == {
+        ("instruments[0].impact.temporary", "-1"),
+        ("instruments[0].impact.permanent", "x"),
+        ("instruments[0].impact.k", "1"),
+    }

@@ -64,7 +64,7 @@ def plan(
     seconds = (end - start).total_seconds()
     periods = max(1, round(seconds / resolved.slice_seconds))
     price = instrument.reference_price.nanos / NANOS
-    eta, gamma = impact_estimate(price, instrument.adv, instrument.daily_volatility)
+    eta, gamma = impact_estimate(instrument)
     sigma = instrument.daily_volatility * price
     epsilon = instrument.tick_size.nanos / NANOS / 2
     horizon = seconds / SESSION_SECONDS  # trading days, the unit η, γ and σ are in

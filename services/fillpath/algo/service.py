@@ -239,10 +239,7 @@ class Algos:
             calendar = self.calendar_of(now)
             start = request.start or now
             end = request.end or datetime.fromtimestamp(calendar.open + calendar.seconds, UTC)
-            eta, gamma = impact_estimate(
-                instrument.reference_price.nanos / NANOS, instrument.adv,
-                instrument.daily_volatility,
-            )  # fmt: skip
+            eta, gamma = impact_estimate(instrument)
             spec = ExecutionSpec(
                 execution_id=execution_id, order_id=parent.order_id, symbol=parent.symbol,
                 side=parent.side, quantity=parent.quantity, lot=instrument.lot_size,

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from fillpath.core.errors import FieldViolation, InvalidArgument
+from fillpath.core.instruments import Instrument
 
 KAPPA_LINEAR = 1e-12
 """Below this κT the trajectory is the straight line (the λ → 0 limit), computed as such."""
@@ -83,12 +84,13 @@ class ImpactModel:
         return self.eta - 0.5 * self.gamma * self.tau
 
 
-def impact_estimate(price: float, adv: float, daily_volatility: float) -> tuple[float, float]:
-    """(η, γ) for an instrument, in $ and days, by a rule of thumb until they are fitted on
-    fills: trading at 10 % of the day's volume costs 0.05 daily σ a share (temporary), and a
-    whole day's volume moves the price 0.1 σ for good (permanent)."""
-    sigma = daily_volatility * price
-    return 0.05 * sigma / (0.1 * adv), 0.1 * sigma / adv
+def impact_estimate(instrument: Instrument) -> tuple[float, float]:
+    """(η, γ) for an instrument, in currency and days, from its impact coefficients in daily σ
+    over ADV (`Instrument.impact_temporary`, `impact_permanent`: fitted on the market lab by
+    `fillpath algos calibrate`, else a rule of thumb)."""
+    sigma = instrument.daily_volatility * instrument.reference_price.nanos / 1e9
+    scale = sigma / instrument.adv
+    return instrument.impact_temporary * scale, instrument.impact_permanent * scale
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,9 +162,7 @@ class AlgoSession:
         desk = self.desk
         instrument = desk.instrument
         lot = 100 * instrument.lot_size
-        eta, gamma = impact_estimate(
-            instrument.reference_price.nanos / NANOS, instrument.adv, instrument.daily_volatility
-        )
+        eta, gamma = impact_estimate(instrument)
         at = desk.time_now()
         spec = ExecutionSpec(
             execution_id=f"X{order.order_id}", order_id=order.order_id, symbol=desk.symbol,

@@ -51,10 +51,14 @@ from fillpath.infra.redis.embedded import EmbeddedRedis, start_embedded_redis
 from fillpath.infra.settings import Settings
 
 SYMBOL = "ACME"
-LAMBDAS = (1e-6, 3e-6, 1e-5, 3e-5)
-"""Risk aversions of the frontier, $⁻¹, within the is-balanced profile's range (1e-6 to 1e-3).
-Above about 3e-5 this order's trajectory asks for more than the profile's 30 % participation
-cap in most minutes, so the cap, not λ, sets its pace and the frontier stops moving."""
+FRONTIER_QUANTITY = 50_000
+"""The order of the frontier and TWAP runs: about 12 % of the hour's volume, so the trajectory
+of every λ below stays within the profile's 30 % participation cap (at 100,000 the cap, not λ,
+set the pace of them all)."""
+LAMBDAS = (1e-6, 2e-6, 5e-6, 1e-5)
+"""Risk aversions of the frontier, $⁻¹, from the is-balanced profile's least to its default
+(the λ it is tuned for); above that this order's trajectory reaches the cap in its first
+minutes and the frontier stops moving."""
 
 
 def algo_profiles() -> dict[str, AlgoProfile]:
@@ -151,16 +155,21 @@ def _decider(
 _redis: EmbeddedRedis | None = None
 
 
-def _worker_start() -> None:
+def worker_start() -> None:
+    """A lab worker process's own Redis (the router's learned venue quality lives there)."""
     global _redis
     _redis = start_embedded_redis(Path(tempfile.mkdtemp(prefix="fillpath-algos-")) / "redis")
 
 
+def worker_redis_url() -> str:
+    assert _redis is not None, "worker_start runs first, in each worker"
+    return _redis.url
+
+
 def _job(kind: str, seed: int, risk: float) -> dict[str, Any]:
     """One execution on its own lab session; its figures."""
-    assert _redis is not None
     profiles = algo_profiles()
-    desk = LabDesk(SYMBOL, seed, _redis.url)
+    desk = LabDesk(SYMBOL, seed, worker_redis_url())
     session = AlgoSession(desk)
     adv = desk.instrument.adv
     close = desk.config.session_seconds
@@ -181,7 +190,7 @@ def _job(kind: str, seed: int, risk: float) -> dict[str, Any]:
             else resolve(profiles["is-balanced"], params={"risk_aversion": risk})
         )
         order = AlgoOrder(
-            order_id=kind.upper(), side=Side.BUY, quantity=100_000, params=params,
+            order_id=kind.upper(), side=Side.BUY, quantity=FRONTIER_QUANTITY, params=params,
             start=3_600.0, end=7_200.0,
         )  # fmt: skip
     (run,) = session.run([order])
@@ -215,7 +224,7 @@ def run_algos_quality(
             TextColumn("lab sessions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console, transient=True, disable=as_json,
         ) as progress,
-        ProcessPoolExecutor(max_workers=2, initializer=_worker_start) as pool,
+        ProcessPoolExecutor(max_workers=2, initializer=worker_start) as pool,
     ):  # fmt: skip
         task = progress.add_task("sessions", total=len(jobs))
         for future in as_completed([pool.submit(_job, *job) for job in jobs]):
@@ -300,11 +309,12 @@ def _print_quality(console: Console, results: dict[str, Any]) -> None:
         f"POV 10 % (cap 15 %), 2 % ADV over 3 h: realised "
         + ", ".join(f"{100 * p:.1f}" for p in pov["participation"])
         + f" %; busiest trailing minute {100 * pov['worst_minute']:.1f} %\n"
-        f"TWAP, 100,000 over 1 h: at most {twap['off_schedule_slices_max']:.2f} slices off "
-        "its straight line"
+        f"TWAP, {FRONTIER_QUANTITY:,} over 1 h: at most "
+        f"{twap['off_schedule_slices_max']:.2f} slices off its straight line"
     )
     table = Table(
-        title=f"Implementation shortfall vs TWAP, 100,000 {setup['symbol']} over one hour, "
+        title=f"Implementation shortfall vs TWAP, {FRONTIER_QUANTITY:,} {setup['symbol']} over "
+        "one hour, "
         f"{setup['frontier_seeds']} seeds (cost: IS in $)",
         title_justify="left", header_style="bold",
     )  # fmt: skip

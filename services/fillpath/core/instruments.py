@@ -32,6 +32,13 @@ class Instrument:
     # Standard deviation of daily returns (0.02 = 2 %): the market lab's volatility, and the
     # strategy's and algorithms' prior before they have estimated it from market data.
     daily_volatility: float = 0.02
+    # Market impact of the Almgren–Chriss model, in units of the daily σ (in currency) over the
+    # ADV: η = temporary·σ/ADV per (share per day), γ = permanent·σ/ADV per share. Fitted on the
+    # market lab by `fillpath algos calibrate` (and later on our own fills); the defaults are a
+    # rule of thumb (trading at 10 % of the day's volume costs 0.05 σ a share; a day's volume
+    # moves the price 0.1 σ for good).
+    impact_temporary: float = 0.5
+    impact_permanent: float = 0.1
     # When the regular session closes, in the exchange's time zone: DAY orders expire then.
     session_close: time = time(16, 0)
     timezone: str = "America/New_York"
@@ -120,6 +127,7 @@ def instruments_from_mapping(data: Mapping[str, Any]) -> dict[str, Instrument]:
                 reference_price=reference,
                 daily_volatility=float(volatility),
                 **_session(entry, path, violations),
+                **_impact(entry, path, violations),
             )
     if violations:
         raise InvalidArgument(violations)
@@ -145,6 +153,28 @@ def _session(
             violations.append(
                 FieldViolation(f"{path}.timezone", entry["timezone"], "not an IANA time zone")
             )
+    return found
+
+
+def _impact(
+    entry: Mapping[str, Any], path: str, violations: list[FieldViolation]
+) -> dict[str, Any]:
+    """`impact: {temporary: …, permanent: …}`, each a non-negative number (absent: the rule of
+    thumb)."""
+    impact = entry.get("impact", {})
+    if not isinstance(impact, Mapping):
+        violations.append(FieldViolation(f"{path}.impact", impact, "must be a mapping"))
+        return {}
+    found: dict[str, Any] = {}
+    for key, value in impact.items():
+        if key not in ("temporary", "permanent"):
+            violations.append(FieldViolation(f"{path}.impact.{key}", value, "unknown field"))
+        elif type(value) not in (int, float) or not 0 <= value < 100:
+            violations.append(
+                FieldViolation(f"{path}.impact.{key}", value, "must be a number in [0, 100)")
+            )
+        else:
+            found[f"impact_{key}"] = float(value)
     return found
 
 
