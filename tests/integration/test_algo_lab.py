@@ -4,10 +4,15 @@ filling them."""
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console
+
 from fillpath.algo.execution import Execution, ExecutionState
 from fillpath.algo.params import resolve
 from fillpath.bench.algo_lab import AlgoOrder, AlgoSession, participation_windows
 from fillpath.bench.algos import algo_profiles
+from fillpath.bench.calibrate import run_calibration
 from fillpath.bench.desk import LabDesk
 from fillpath.core.enums import Side
 from fillpath.core.executions import SliceSent
@@ -46,3 +51,20 @@ def test_executions_fill_their_orders_within_their_limits_and_replay_from_events
     participation, busiest = participation_windows(pov, tape.time, tape.quantity)
     assert 0.08 <= participation <= 0.12  # the target is 10 %
     assert busiest <= 0.15  # the profile's cap, over every trailing minute
+
+
+def test_impact_calibration_on_the_lab_finds_costs_that_grow_with_size() -> None:
+    console = Console(file=io.StringIO())
+
+    results = run_calibration(console, symbol="INIT", seeds=2, as_json=False)
+
+    costs = [row["cost_bps_mean"] for row in results["by_size"]]
+    moves = [row["move_bps_mean"] for row in results["by_size"]]
+    assert costs == sorted(costs)
+    assert moves == sorted(moves)
+    assert costs[0] > 0  # buying pushes the price up: the order pays for it
+    fit = results["fit"]
+    assert fit["eta"] > 0
+    assert fit["gamma"] > 0
+    assert fit["cost_r2"] > 0.9
+    assert "impact: {temporary:" in console.file.getvalue()  # type: ignore[attr-defined]
