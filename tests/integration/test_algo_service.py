@@ -8,6 +8,7 @@ refused with the field named, recording nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,21 @@ def _instructions(end: datetime, **fields: Any) -> common_pb2.ExecutionInstructi
     )  # fmt: skip
 
 
+@contextmanager
+def _stubs(
+    platform: EmbeddedPlatform,
+) -> Iterator[tuple[oms_pb2_grpc.OrderManagementServiceStub, algo_pb2_grpc.AlgoServiceStub]]:
+    """Clients of the platform's OMS and AlgoService."""
+    with (
+        grpc.insecure_channel(platform.oms_address) as oms_channel,
+        grpc.insecure_channel(platform.algo_address) as algo_channel,
+    ):
+        yield (
+            oms_pb2_grpc.OrderManagementServiceStub(oms_channel),
+            algo_pb2_grpc.AlgoServiceStub(algo_channel),
+        )
+
+
 def _client_ids(oms: oms_pb2_grpc.OrderManagementServiceStub, parent: str) -> list[str]:
     order = oms.GetOrder(oms_pb2.GetOrderRequest(order_id=parent)).order
     return [c.terms.client_order_id for c in order.children]
@@ -117,12 +133,7 @@ def test_a_twap_executes_through_the_router_and_the_oms(
 ) -> None:
     platform, gateway, clock = desk
     assert platform.algo is not None
-    with (
-        grpc.insecure_channel(platform.oms_address) as oms_channel,
-        grpc.insecure_channel(platform.algo_address) as algo_channel,
-    ):
-        oms = oms_pb2_grpc.OrderManagementServiceStub(oms_channel)
-        api = algo_pb2_grpc.AlgoServiceStub(algo_channel)
+    with _stubs(platform) as (oms, api):
         parent = _submit(oms, "algo-twap-1", 6_000)
         end = clock.now() + timedelta(minutes=5)
         started = api.StartExecution(
@@ -166,12 +177,7 @@ def test_an_order_that_names_its_algorithm_is_executed_without_being_started(
 ) -> None:
     platform, gateway, clock = desk
     assert platform.algo is not None
-    with (
-        grpc.insecure_channel(platform.oms_address) as oms_channel,
-        grpc.insecure_channel(platform.algo_address) as algo_channel,
-    ):
-        oms = oms_pb2_grpc.OrderManagementServiceStub(oms_channel)
-        api = algo_pb2_grpc.AlgoServiceStub(algo_channel)
+    with _stubs(platform) as (oms, api):
         end = clock.now() + timedelta(minutes=3)
         named = _submit(oms, "algo-named-1", 3_000, _instructions(end))
         left = _submit(oms, "algo-left-1", 3_000)  # names nothing: the strategy's to choose
@@ -196,12 +202,7 @@ def test_bad_instructions_are_refused_with_the_field_named_and_record_nothing(
     desk: tuple[EmbeddedPlatform, SimulatedGateway, Lab],
 ) -> None:
     platform, _, clock = desk
-    with (
-        grpc.insecure_channel(platform.oms_address) as oms_channel,
-        grpc.insecure_channel(platform.algo_address) as algo_channel,
-    ):
-        oms = oms_pb2_grpc.OrderManagementServiceStub(oms_channel)
-        api = algo_pb2_grpc.AlgoServiceStub(algo_channel)
+    with _stubs(platform) as (oms, api):
         parent = _submit(oms, "algo-bad-1", 1_000)
         end = clock.now() + timedelta(minutes=5)
         for fields, field in (

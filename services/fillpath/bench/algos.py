@@ -25,12 +25,12 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from rich.console import Console
@@ -50,6 +50,7 @@ from fillpath.core.price import Price
 from fillpath.infra.redis.embedded import EmbeddedRedis, start_embedded_redis
 from fillpath.infra.settings import Settings
 
+T = TypeVar("T")
 SYMBOL = "ACME"
 FRONTIER_QUANTITY = 50_000
 """The order of the frontier and TWAP runs: about 12 % of the hour's volume, so the trajectory
@@ -166,6 +167,26 @@ def worker_redis_url() -> str:
     return _redis.url
 
 
+def in_lab_workers(
+    console: Console, job: Callable[..., T], jobs: Sequence[tuple[Any, ...]], *, quiet: bool
+) -> list[T]:
+    """`job(*args)` for every args of `jobs`, over two worker processes (each with its own
+    Redis), with a progress bar unless `quiet`; results in the order they finish."""
+    found: list[T] = []
+    with (
+        Progress(
+            TextColumn("lab sessions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True, disable=quiet,
+        ) as progress,
+        ProcessPoolExecutor(max_workers=2, initializer=worker_start) as pool,
+    ):  # fmt: skip
+        task = progress.add_task("sessions", total=len(jobs))
+        for future in as_completed([pool.submit(job, *args) for args in jobs]):
+            found.append(future.result())
+            progress.advance(task)
+    return found
+
+
 def _job(kind: str, seed: int, risk: float) -> dict[str, Any]:
     """One execution on its own lab session; its figures."""
     profiles = algo_profiles()
@@ -218,18 +239,7 @@ def run_algos_quality(
     for s in range(1, frontier_seeds + 1):
         jobs.append(("twap", s, 0.0))
         jobs += [("is", s, risk) for risk in LAMBDAS]
-    found: list[dict[str, Any]] = []
-    with (
-        Progress(
-            TextColumn("lab sessions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True, disable=as_json,
-        ) as progress,
-        ProcessPoolExecutor(max_workers=2, initializer=worker_start) as pool,
-    ):  # fmt: skip
-        task = progress.add_task("sessions", total=len(jobs))
-        for future in as_completed([pool.submit(_job, *job) for job in jobs]):
-            found.append(future.result())
-            progress.advance(task)
+    found = in_lab_workers(console, _job, jobs, quiet=as_json)
     results = quality_figures(found, seeds=seeds, frontier_seeds=frontier_seeds)
     if as_json:
         print(json.dumps(results, indent=2))

@@ -13,19 +13,17 @@ about thirty percent of the half hour's volume); `fillpath.algo.calibration.fit_
 from __future__ import annotations
 
 import json
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fillpath.algo.calibration import ImpactSample, fit_impact
 from fillpath.algo.params import resolve
 from fillpath.algo.trajectory import impact_estimate
 from fillpath.bench.algo_lab import STEP, AlgoOrder, AlgoSession
-from fillpath.bench.algos import algo_profiles, worker_redis_url, worker_start
+from fillpath.bench.algos import algo_profiles, in_lab_workers, worker_redis_url
 from fillpath.bench.desk import LabDesk
 from fillpath.core.enums import Side
 from fillpath.core.session import SESSION_SECONDS
@@ -74,19 +72,7 @@ def _mid_at(run: dict[str, Any], t: float) -> float:
 
 def run_calibration(console: Console, *, symbol: str, seeds: int, as_json: bool) -> dict[str, Any]:
     jobs = [(symbol, seed, size) for seed in range(1, seeds + 1) for size in (0.0, *SIZES)]
-    runs: dict[tuple[int, float], dict[str, Any]] = {}
-    with (
-        Progress(
-            TextColumn("lab sessions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=True, disable=as_json,
-        ) as progress,
-        ProcessPoolExecutor(max_workers=2, initializer=worker_start) as pool,
-    ):  # fmt: skip
-        task = progress.add_task("sessions", total=len(jobs))
-        for future in as_completed([pool.submit(_job, *job) for job in jobs]):
-            found = future.result()
-            runs[found["seed"], found["size"]] = found
-            progress.advance(task)
+    runs = {(r["seed"], r["size"]): r for r in in_lab_workers(console, _job, jobs, quiet=as_json)}
     samples: list[ImpactSample] = []
     rows: dict[float, list[tuple[float, float, float]]] = {size: [] for size in SIZES}
     for (seed, size), run in sorted(runs.items()):
