@@ -148,7 +148,11 @@ class Execution:
         self.limit_price = spec.limit_price
         self.scheduled = 0
         self.reason = ""
-        self._next_at = 0.0  # not a fact: after a restart the next decision is at once
+        # Not facts: after a restart the next decision is at once, on a fresh trajectory.
+        self._next_at = 0.0
+        self._period: tuple[float, float] = (0.0, 0.0)
+        """Implementation shortfall and arrival price: (end, target) of the trajectory's
+        current period."""
         self._holdings = np.empty(1)
 
     # ---- building ----------------------------------------------------------------------------
@@ -420,7 +424,7 @@ class Execution:
                 execution_id=self.execution_id, order_id=self.spec.order_id, occurred_at=now
             ),
         )
-        self._next_at = 0.0
+        self._next_at, self._period = 0.0, (0.0, 0.0)
         return events
 
     def cancel(self, now: datetime, reason: str = "canceled by request") -> list[AlgoEvent]:
@@ -507,7 +511,7 @@ class Execution:
                 max_participation=max_participation, urgency=urgency, limit_price=limit_price,
             ),
         )  # fmt: skip
-        self._next_at = 0.0
+        self._next_at, self._period = 0.0, (0.0, 0.0)
         return events
 
     # ---- the decisions -----------------------------------------------------------------------
@@ -538,11 +542,17 @@ class Execution:
             step = params.participation * max(market.window_volume, 1) / spec.quantity
             return Target(params.participation * observed / spec.quantity, step, "participation")
         # Implementation shortfall and arrival price: the trajectory from where we stand.
-        risk = params.risk_aversion
+        # The trajectory is re-optimised from where the execution stands once a period; a
+        # decision within the period (a slice closed early) works to the same target, so
+        # re-sends what a slice left and no more.
+        end, fraction = self._period
+        if t >= end:
+            risk = params.risk_aversion
+            if algorithm is AlgorithmKind.ARRIVAL:
+                risk *= URGENCY_RISK[self.urgency]
+            fraction = self._trajectory_target(t, market, risk)
+            self._period = (t + params.slice_seconds, fraction)
         reason = "trajectory"
-        if algorithm is AlgorithmKind.ARRIVAL:
-            risk *= URGENCY_RISK[self.urgency]
-        fraction = self._trajectory_target(t, market, risk)
         if algorithm is AlgorithmKind.ARRIVAL and self.arrival_mid > 0 and market.mid > 0:
             fraction, reason = self._bend(fraction, market.mid)
         return Target(fraction, step, reason)

@@ -123,6 +123,23 @@ def test_what_a_final_slice_leaves_goes_again_then_the_rest_is_named() -> None:
     assert execution.reason == f"the window closed with {left:,} unfilled"
 
 
+def test_implementation_shortfall_follows_its_trajectory_when_slices_fill_at_once() -> None:
+    # A slice that fills at once is decided again at once: the new decision works to the same
+    # period's target, so the order goes at the trajectory's pace (at a small λ, nearly
+    # TWAP's), not a period's worth every second.
+    params = replace(resolve(profiles()["is-balanced"]), risk_aversion=1e-6)
+    execution, _ = Execution.create(spec("is-balanced", params=params), CALENDAR, OPEN)
+
+    # The market trades its average pace (no surge to hurry the order), the cap leaves room.
+    log = run(execution, seconds=1_300, volume_per_second=4_500_000 // 23_400)
+
+    sent = [e for e in log if isinstance(e, SliceSent)]
+    halfway = max(s.executed for s in sent if s.occurred_at <= OPEN + timedelta(minutes=10))
+    assert 4_000 <= halfway <= 6_500  # about half, a little ahead (the trajectory is convex)
+    assert len(sent) >= 19  # a slice a minute, not a burst
+    assert execution.executed == 10_000
+
+
 def test_no_slice_exceeds_the_leaves_or_the_limit_price() -> None:
     limit = Price(MID + 2 * TICK)
     params = replace(resolve(profiles()["is-balanced"]), price_limit_bps=1.0)
