@@ -76,9 +76,10 @@ CHILD_TIMEOUT = 30.0
 """Seconds a slice is given before it is canceled and what it did not fill re-sent."""
 ESCALATE_AFTER = 5.0
 """Seconds a slice works before it may be pulled to be re-sent at a higher urgency."""
-CAP_HEADROOM = 0.8
-"""A participation cap is aimed at with this margin: fills of working orders land while older
-volume leaves the trailing window, so aiming at the cap itself would cross it."""
+CAP_HEADROOM = 0.9
+"""A participation cap is aimed at with this margin, over the prints that will still be in the
+trailing window when the fills land (`MarketSnapshot.lasting_volume`): the flow is bursty, and a
+minute of heavy prints followed by a quiet one would otherwise carry our share over the cap."""
 URGENCY_RISK = {Urgency.LOW: 0.3, Urgency.MEDIUM: 1.0, Urgency.HIGH: 3.0}
 """Arrival price: the risk aversion's multiplier by urgency."""
 ARRIVAL_SCALE_BPS = 10.0
@@ -648,14 +649,21 @@ class Execution:
 
     def _escalate(self, events: list[AlgoEvent], now: datetime, t: float, urgency: Urgency) -> None:
         """Slices working at a lower urgency than the schedule now needs are pulled (after
-        `ESCALATE_AFTER`), so what they hold is re-routed at the higher urgency."""
+        `ESCALATE_AFTER`), so what they hold is re-routed at the higher urgency; so is a slice
+        already at high urgency that has not filled by then while behind (the market moved
+        away from its price: re-priced where the market now is)."""
         for s in self.open_slices():
-            if not s.canceling and s.urgency < urgency and t - s.sent_at >= ESCALATE_AFTER:
+            if s.canceling or t - s.sent_at < ESCALATE_AFTER:
+                continue
+            if s.urgency < urgency:
                 self._pull(events, now, s, f"behind schedule: re-route at {urgency.name} urgency")
+            elif self.behind and s.urgency is Urgency.HIGH and s.filled < s.quantity:
+                self._pull(events, now, s, "behind schedule, unfilled at HIGH urgency: re-price")
 
     def _cap(self, t: float, market: MarketSnapshot) -> int | None:
         """The most that may be sent without our share of the trailing window's volume
-        exceeding the cap, if all of it filled now; None: no cap."""
+        exceeding the cap when its fills land (counting only the prints that will still be in
+        the window then); None: no cap."""
         if self.max_participation >= 1.0:
             return None
         cap = self.max_participation * CAP_HEADROOM
@@ -664,7 +672,7 @@ class Execution:
             if at <= t - WINDOW:
                 break
             own += quantity
-        allowed = (cap * market.window_volume - own) / (1.0 - cap) - self.working
+        allowed = (cap * market.lasting_volume - own) / (1.0 - cap) - self.working
         return max(int(allowed) // self.spec.lot * self.spec.lot, 0)
 
     def _limit(self) -> Price | None:

@@ -19,6 +19,9 @@ import numpy as np
 
 WINDOW = 60.0
 """Seconds of the trailing window for volume (participation caps, surges)."""
+FILL_LAG = 10.0
+"""Seconds a slice sent now may take to fill: the prints older than `WINDOW − FILL_LAG` will
+have left the trailing window by then."""
 SPREAD_TAU = 300.0
 """Seconds over which the typical spread is averaged (exponentially)."""
 SIGMA_SAMPLE = 30.0
@@ -62,6 +65,9 @@ class MarketSnapshot:
     """Shares printed since the view began (the open, in a session)."""
     window_volume: int
     """Shares printed over the last `WINDOW` seconds."""
+    lasting_volume: int
+    """Shares printed over the last `WINDOW − FILL_LAG` seconds: what will still be in the
+    trailing window when the fills of a slice sent now land."""
     spread_ratio: float
     """The spread now against its typical level (1: usual; 2: twice as wide)."""
     sigma: float
@@ -116,6 +122,11 @@ class MarketView:
     def snapshot(self, at: float) -> MarketSnapshot:
         while self._window and self._window[0][0] <= at - WINDOW:
             self._window_volume -= self._window.popleft()[1]
+        leaving = 0
+        for printed, quantity in self._window:
+            if printed > at - WINDOW + FILL_LAG:
+                break
+            leaving += quantity
         spread = self._ask - self._bid
         ratio = spread / self._typical if spread > 0 and self._typical > 0 else 1.0
         sigma = (
@@ -125,5 +136,6 @@ class MarketView:
         )
         return MarketSnapshot(
             at=at, bid=self._bid, ask=self._ask, volume=self._volume,
-            window_volume=self._window_volume, spread_ratio=ratio, sigma=sigma,
+            window_volume=self._window_volume, lasting_volume=self._window_volume - leaving,
+            spread_ratio=ratio, sigma=sigma,
         )  # fmt: skip

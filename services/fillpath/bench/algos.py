@@ -140,7 +140,8 @@ def _decider(
         at = begin + timedelta(seconds=i)
         market = MarketSnapshot(
             at=at.timestamp(), bid=int(mids[i]) - 5_000_000, ask=int(mids[i]) + 5_000_000,
-            volume=int(volume[i]), window_volume=60_000, spread_ratio=1.0, sigma=0.02,
+            volume=int(volume[i]), window_volume=60_000, lasting_volume=50_000,
+            spread_ratio=1.0, sigma=0.02,
         )  # fmt: skip
         for event in execution.decide(at, market):
             if isinstance(event, SliceSent):

@@ -46,7 +46,8 @@ CALENDAR = Calendar.from_shares(OPEN.timestamp(), 23_400.0, np.ones(13))
 def market(at: datetime, volume: int = 0, window: int = 0, mid: int = MID) -> MarketSnapshot:
     return MarketSnapshot(
         at=at.timestamp(), bid=mid - TICK // 2, ask=mid + TICK // 2, volume=volume,
-        window_volume=window, spread_ratio=1.0, sigma=float("nan"),
+        window_volume=window, lasting_volume=window * 5 // 6, spread_ratio=1.0,
+        sigma=float("nan"),
     )  # fmt: skip
 
 
