@@ -83,6 +83,14 @@ def _submit(
     return response
 
 
+def _table(title: str, columns: tuple[str, ...], *, left: tuple[str, ...]) -> Table:
+    """A table of the demo's: `left` columns are text, the others figures (right-aligned)."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        table.add_column(column, justify="left" if column in left else "right")
+    return table
+
+
 def _algo(profile: str, end: datetime) -> common_pb2.ExecutionInstructions:
     """Instructions that name the profile (and so the algorithm) to work an order until `end`."""
     instructions = common_pb2.ExecutionInstructions(algo_profile=profile)
@@ -248,11 +256,11 @@ def _executions(algos: algo_pb2_grpc.AlgoServiceStub) -> list[algo_pb2.Execution
 
 def _executions_table(algos: algo_pb2_grpc.AlgoServiceStub, worked: list[Worked]) -> Table:
     """What AlgoService says of each execution."""
-    table = Table(
-        title="Algorithm executions (AlgoService)", title_justify="left", header_style="bold"
+    table = _table(
+        "Algorithm executions (AlgoService)",
+        ("execution", "order", "algorithm", "profile", "state", "executed"),
+        left=("execution", "order", "algorithm", "profile", "state"),
     )
-    for column in ("execution", "order", "algorithm", "profile", "state", "executed"):
-        table.add_column(column, justify="right" if column == "executed" else "left")
     label = {w.order_id: w.label for w in worked}
     for e in _executions(algos):
         table.add_row(
@@ -282,14 +290,12 @@ def _liquidity(flag: int) -> str:
 
 def _fills_table(stub: oms_pb2_grpc.OrderManagementServiceStub, parent: oms_pb2.Order) -> Table:
     """The parent's fills as the venues reported them, by venue and liquidity."""
-    table = Table(
-        title=f"{parent.terms.symbol} fills by venue, as the venues reported them "
+    table = _table(
+        f"{parent.terms.symbol} fills by venue, as the venues reported them "
         f"({len(parent.children)} child orders)",
-        title_justify="left",
-        header_style="bold",
+        ("venue", "liquidity", "fills", "qty", "avg px", "fees"),
+        left=("venue", "liquidity"),
     )
-    for column in ("venue", "liquidity", "fills", "qty", "avg px", "fees"):
-        table.add_column(column, justify="left" if column in ("venue", "liquidity") else "right")
     by: dict[tuple[str, str], list[int]] = {}  # (venue, liquidity) → [fills, qty, notional, fee]
     for _, fill in _child_fills(stub, parent):
         row = by.setdefault((fill.venue, _liquidity(fill.liquidity)), [0, 0, 0, 0])
@@ -366,14 +372,12 @@ def _tca_document(
 
 def _monitor_table(platform: EmbeddedPlatform, worked: list[Worked]) -> Table:
     """What the monitor saw live, read back through MonitorService."""
-    table = Table(
-        title=f"Live monitor (MonitorService {platform.monitor_address}, dashboard "
+    table = _table(
+        f"Live monitor (MonitorService {platform.monitor_address}, dashboard "
         f"{platform.dashboard_url})",
-        title_justify="left",
-        header_style="bold",
+        ("order", "filled", "vs arrival bps", "participation", "child orders", "alerts"),
+        left=("order", "child orders"),
     )
-    for column in ("order", "filled", "vs arrival bps", "participation", "child orders", "alerts"):
-        table.add_column(column, justify="left" if column in ("order", "child orders") else "right")
     with grpc.insecure_channel(platform.monitor_address) as channel:
         api = monitor_pb2_grpc.MonitorServiceStub(channel)
         alerts = api.ListAlerts(monitor_pb2.ListAlertsRequest()).alerts
@@ -392,15 +396,12 @@ def _monitor_table(platform: EmbeddedPlatform, worked: list[Worked]) -> Table:
 
 
 def _tca_table(documents: list[dict[str, Any]]) -> Table:
-    table = Table(
-        title="Transaction cost analysis (bps, positive = cost; arrival = the mid at 10:00)",
-        title_justify="left",
-        header_style="bold",
-    )
-    columns = ("order", "filled", "avg px", "vs arrival", "with fees", "vs VWAP",
-               "shortfall", "fees", "participation", "perm. impact")  # fmt: skip
-    for column in columns:
-        table.add_column(column, justify="left" if column == "order" else "right")
+    table = _table(
+        "Transaction cost analysis (bps, positive = cost; arrival = the mid at 10:00)",
+        ("order", "filled", "avg px", "vs arrival", "with fees", "vs VWAP", "shortfall", "fees",
+         "participation", "perm. impact"),
+        left=("order",),
+    )  # fmt: skip
 
     def bps(value: float | None) -> str:
         return "–" if value is None else f"{value:+.2f}"
@@ -455,9 +456,9 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
         if platform.bus is not None:
             publishers.append(MarketDataPublisher(lab, platform.bus))
         try:
-            table = Table(title="fillpath (embedded)", title_justify="left", header_style="bold")
-            for column in ("part", "where", "what"):
-                table.add_column(column)
+            table = _table(
+                "fillpath (embedded)", ("part", "where", "what"), left=("part", "where", "what")
+            )
             for row in platform.endpoints():
                 table.add_row(*row)
             table.add_row(
