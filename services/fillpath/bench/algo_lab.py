@@ -230,6 +230,40 @@ class AlgoSession:
         )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class MidPath:
+    """A session's NBBO mid over time: seconds since the open, currency."""
+
+    times: np.ndarray
+    mids: np.ndarray
+
+    @classmethod
+    def of(cls, desk: LabDesk) -> MidPath:
+        quotes = np.array(desk.feed.quotes, dtype=np.float64)
+        return cls(quotes[:, 0], (quotes[:, 1] + quotes[:, 2]) / 2)
+
+    def at(self, t: float) -> float:
+        return float(self.mids[max(int(np.searchsorted(self.times, t, side="right")) - 1, 0)])
+
+
+def step_to(desk: LabDesk, until: float) -> None:
+    """Runs the desk's session to `until` a `STEP` at a time, as `AlgoSession` does (the same
+    seed then gives the same market, but for what our orders change)."""
+    t = desk.lab.now
+    while t < until:
+        t = min(t + STEP, until)
+        desk.advance(t)
+
+
+def undisturbed(symbol: str, seed: int, redis_url: str, start: float, until: float) -> MidPath:
+    """The mid of the session `seed` with no order of ours, stepped as an `AlgoSession` whose
+    first order starts at `start`: what the market would have done without us."""
+    desk = LabDesk(symbol, seed, redis_url)
+    desk.advance(start)  # as AlgoSession does: to the first start at once
+    step_to(desk, until)
+    return MidPath.of(desk)
+
+
 def off_schedule(run: Run) -> float:
     """TWAP: the most the execution was ever behind or ahead of its straight line, in slices:
     |executed − elapsed share × quantity| after every step, over one slice's quantity."""

@@ -22,7 +22,7 @@ from rich.table import Table
 from fillpath.algo.calibration import ImpactSample, fit_impact
 from fillpath.algo.params import resolve
 from fillpath.algo.trajectory import impact_estimate
-from fillpath.bench.algo_lab import STEP, AlgoOrder, AlgoSession
+from fillpath.bench.algo_lab import AlgoOrder, AlgoSession, MidPath, step_to, undisturbed
 from fillpath.bench.algos import algo_profiles, in_lab_workers, worker_redis_url
 from fillpath.bench.desk import LabDesk
 from fillpath.core.enums import Side
@@ -37,37 +37,22 @@ SIZES = (0.0025, 0.005, 0.01, 0.02)
 """Orders, as fractions of the instrument's ADV."""
 
 
-def _mids(desk: LabDesk) -> tuple[np.ndarray, np.ndarray]:
-    quotes = np.array(desk.feed.quotes, dtype=np.float64)
-    return quotes[:, 0], (quotes[:, 1] + quotes[:, 2]) / 2
-
-
 def _job(symbol: str, seed: int, size: float) -> dict[str, Any]:
-    """One lab session: the TWAP of `size` (of ADV) or, for 0, no order at all; the mids it
-    saw and the fills it got."""
+    """One lab session: the TWAP of `size` (of ADV) or, for 0, no order at all; the mid it saw
+    and the fills it got."""
+    if size == 0:
+        path = undisturbed(symbol, seed, worker_redis_url(), START, START + HORIZON + AFTER)
+        return {"seed": seed, "size": size, "path": path, "fills": []}
     desk = LabDesk(symbol, seed, worker_redis_url())
-    fills: list[tuple[float, int, float]] = []
-    if size > 0:
-        quantity = int(round(size * desk.instrument.adv, -2))
-        order = AlgoOrder(
-            order_id="CAL", side=Side.BUY, quantity=quantity,
-            params=resolve(algo_profiles()["twap-standard"]), start=START, end=START + HORIZON,
-        )  # fmt: skip
-        (run,) = AlgoSession(desk).run([order])
-        fills = [(f.time, f.quantity, f.price_nanos / 1e9) for f in run.fills]
-    else:
-        desk.advance(START)  # as AlgoSession does: to the start at once, then a step at a time
-    t = desk.lab.now
-    while t < START + HORIZON + AFTER:
-        t = min(t + STEP, START + HORIZON + AFTER)
-        desk.advance(t)
-    times, mids = _mids(desk)
-    return {"seed": seed, "size": size, "times": times, "mids": mids, "fills": fills}
-
-
-def _mid_at(run: dict[str, Any], t: float) -> float:
-    i = max(int(np.searchsorted(run["times"], t, side="right")) - 1, 0)
-    return float(run["mids"][i])
+    quantity = int(round(size * desk.instrument.adv, -2))
+    order = AlgoOrder(
+        order_id="CAL", side=Side.BUY, quantity=quantity,
+        params=resolve(algo_profiles()["twap-standard"]), start=START, end=START + HORIZON,
+    )  # fmt: skip
+    (run,) = AlgoSession(desk).run([order])
+    step_to(desk, START + HORIZON + AFTER)
+    fills = [(f.time, f.quantity, f.price_nanos / 1e9) for f in run.fills]
+    return {"seed": seed, "size": size, "path": MidPath.of(desk), "fills": fills}
 
 
 def run_calibration(console: Console, *, symbol: str, seeds: int, as_json: bool) -> dict[str, Any]:
@@ -78,15 +63,15 @@ def run_calibration(console: Console, *, symbol: str, seeds: int, as_json: bool)
     for (seed, size), run in sorted(runs.items()):
         if size == 0 or not run["fills"]:
             continue
-        undisturbed = runs[seed, 0.0]
+        still: MidPath = runs[seed, 0.0]["path"]
         executed = sum(q for _, q, _ in run["fills"])
-        paid = sum(q * (p - _mid_at(undisturbed, t)) for t, q, p in run["fills"]) / executed
+        paid = sum(q * (p - still.at(t)) for t, q, p in run["fills"]) / executed
         after = START + HORIZON + AFTER
-        move = _mid_at(run, after) - _mid_at(undisturbed, after)
+        move = run["path"].at(after) - still.at(after)
         samples.append(
             ImpactSample(quantity=executed, horizon=HORIZON / SESSION_SECONDS, cost=paid, move=move)
         )
-        arrival = _mid_at(undisturbed, START)
+        arrival = still.at(START)
         rows[size].append((executed, paid / arrival * 1e4, move / arrival * 1e4))
     reference = load_reference_data().instruments[symbol]
     price = reference.reference_price.nanos / 1e9
