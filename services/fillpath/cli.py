@@ -587,7 +587,7 @@ def bench_sor(
               help="Instead: execution quality on the market lab.")  # fmt: skip
 @click.option("--seeds", type=click.IntRange(2, 1_000), default=50, show_default=True,
               help="With --quality: full-day VWAP sessions.")  # fmt: skip
-@click.option("--frontier-seeds", type=click.IntRange(2, 1_000), default=20, show_default=True,
+@click.option("--frontier-seeds", type=click.IntRange(2, 1_000), default=50, show_default=True,
               help="With --quality: sessions per risk aversion (and TWAP).")  # fmt: skip
 @click.option("--pov-seeds", type=click.IntRange(1, 1_000), default=5, show_default=True,
               help="With --quality: POV sessions.")  # fmt: skip

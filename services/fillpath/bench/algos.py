@@ -16,7 +16,11 @@ sessions spread over two worker processes, figures from fillpath.monitor.tca):
 - **implementation shortfall vs TWAP**: the same one-hour buy executed by TWAP and by the
   Almgren–Chriss trajectory at each risk aversion λ, on the same `frontier_seeds` sessions;
   cost is the implementation shortfall in dollars. The frontier: mean cost and variance per
-  λ; the aim: at the profile's λ, IS has the lower mean + λ·variance.
+  λ; the aim: at the profile's λ, IS has the lower mean + λ·variance. Over a few dozen
+  sessions the mean is mostly the market's own move in them (a buyer who waits gains when it
+  fell), so each run is also priced against the same session without the order (`still`):
+  the impact it paid, the part of the cost that is the execution's doing; the comparison is
+  made both ways.
 """
 
 from __future__ import annotations
