@@ -136,6 +136,7 @@ def sample_events() -> list[Any]:
         OrderSubmitted,
     )
     from fillpath.core.routing import PING, TAKE, RouteAllocation, RoutingDecision
+    from fillpath.core.strategy import StrategySelected
     from fillpath.core.terms import ExecutionInstructions
 
     terms = parent_terms(
@@ -198,6 +199,27 @@ def sample_events() -> list[Any]:
         ),
         OrderFilled(
             order_id=oid, occurred_at=t, child_order_id=cid, exec_id="f2", quantity=9, price=px("1")
+        ),
+        StrategySelected(
+            order_id=oid,
+            occurred_at=t,
+            algo_profile="vwap-standard",
+            algorithm=AlgorithmKind.VWAP,
+            urgency=Urgency.HIGH,
+            params=(("participation", 0.08),),
+            venue_preferences=("lumen",),
+            excluded_venues=("orbit",),
+            allow_dark=False,
+            strategy="desk-default",
+            rule="standard",
+            model_version="m-3",
+            predicted_cost_bps=4.25,
+            predicted_risk_bps=1.5,
+            features=(("size_pct_adv", 0.5), ("spread_bps", 2.0)),
+            candidate_costs=(("twap-standard", 5.0), ("vwap-standard", 4.25)),
+            explanation="rule standard → vwap-standard",
+            max_participation_bps=1500,
+            start_time=t,
         ),
         RoutingDecision(
             decision_id="d-1",

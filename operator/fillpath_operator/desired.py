@@ -35,6 +35,9 @@ class Domain:
     module: str  # the image runs `python -m <module>`
     port: int
     config_file: str
+    reads: tuple[str, ...] = ()
+    """Other kinds the service reads too, rendered into its ConfigMap beside its own (the
+    strategy service checks its rules' overrides against the AlgoProfiles' bounds)."""
     single_owner: bool = False
     """One process owns every piece of the domain's live state (the algorithm engine owns its
     executions and hears their fills on one shared subscription): one replica, and an update
@@ -53,6 +56,7 @@ DOMAINS: dict[str, Domain] = {
     "ExecutionStrategy": Domain(
         kind="ExecutionStrategy", plural="executionstrategies", service="strategy",
         module="fillpath.strategy.main", port=50091, config_file="executionstrategies.yaml",
+        reads=("AlgoProfile",),
     ),
 }  # fmt: skip
 
@@ -128,13 +132,21 @@ def _metadata(
 
 
 def config_map(
-    domain: Domain, namespace: str, resources: Sequence[Mapping[str, Any]]
+    domain: Domain,
+    namespace: str,
+    resources: Sequence[Mapping[str, Any]],
+    read: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
+    """The service's configuration: its kind's resources, and those of the kinds it `reads`
+    (`read`: kind → its resources)."""
+    data = {domain.config_file: render_config(domain, resources)}
+    for kind, others in (read or {}).items():
+        data[DOMAINS[kind].config_file] = render_config(DOMAINS[kind], others)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(domain, namespace, resources, f"{name_of(domain)}-config"),
-        "data": {domain.config_file: render_config(domain, resources)},
+        "data": data,
     }
 
 
@@ -230,12 +242,17 @@ def service(
 
 
 def children(
-    domain: Domain, namespace: str, resources: Sequence[Mapping[str, Any]], settings: Settings
+    domain: Domain,
+    namespace: str,
+    resources: Sequence[Mapping[str, Any]],
+    settings: Settings,
+    read: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Everything the kind's resources need in the namespace (nothing when there are none)."""
+    """Everything the kind's resources need in the namespace (nothing when there are none);
+    `read`: the resources of the kinds the domain also reads."""
     if not resources:
         return []
-    config = config_map(domain, namespace, resources)
+    config = config_map(domain, namespace, resources, read)
     return [
         config,
         deployment(domain, namespace, resources, settings, config),
@@ -275,15 +292,15 @@ def strategy_problems(strategy: Mapping[str, Any], profiles: Mapping[str, str]) 
     if default and default not in profiles:
         problems.append(f"defaultProfile {default!r} is not an AlgoProfile in this namespace")
     for rule in spec.get("rules", []):
-        profile = rule.get("profile", {})
-        name, algorithm = profile.get("name"), profile.get("algorithm")
-        if name not in profiles:
-            problems.append(f"rule {rule.get('name')!r}: AlgoProfile {name!r} does not exist")
-        elif profiles[name] != algorithm:
-            problems.append(
-                f"rule {rule.get('name')!r}: AlgoProfile {name!r} is {profiles[name]}, "
-                f"not {algorithm}"
-            )
+        for profile in (rule.get("profile", {}), *rule.get("candidates", ())):
+            name, algorithm = profile.get("name"), profile.get("algorithm")
+            if name not in profiles:
+                problems.append(f"rule {rule.get('name')!r}: AlgoProfile {name!r} does not exist")
+            elif profiles[name] != algorithm:
+                problems.append(
+                    f"rule {rule.get('name')!r}: AlgoProfile {name!r} is {profiles[name]}, "
+                    f"not {algorithm}"
+                )
     return problems
 
 

@@ -127,11 +127,15 @@ def _remove_children(domain: Domain, namespace: str) -> None:
 def reconcile(domain: Domain, namespace: str) -> list[dict[str, Any]]:
     """Makes the namespace hold what the kind's resources need; the resources it used."""
     resources = _list(domain, namespace)
-    wanted = desired.children(domain, namespace, resources, _SETTINGS)
+    read = {kind: _list(DOMAINS[kind], namespace) for kind in domain.reads}
+    wanted = desired.children(domain, namespace, resources, _SETTINGS, read)
     if not wanted:
         _remove_children(domain, namespace)
     for child in wanted:
         _apply(child)
+    for reader in DOMAINS.values():  # the services that read this kind get its change too
+        if domain.kind in reader.reads:
+            reconcile(reader, namespace)
     return resources
 
 

@@ -48,6 +48,7 @@ from fillpath.infra.settings import (
     RedisSettings,
     Settings,
     SorSettings,
+    StrategySettings,
 )
 from fillpath.market.lab import MarketLab
 from fillpath.market.lobster import replay_lobster
@@ -102,6 +103,10 @@ def _settings(**overrides: Any) -> Settings:
         ),
         algo=dataclasses.replace(
             settings.algo, address=overrides.get("algo_address") or settings.algo.address
+        ),
+        strategy=dataclasses.replace(
+            settings.strategy,
+            address=overrides.get("strategy_address") or settings.strategy.address,
         ),
     )
 
@@ -166,6 +171,10 @@ main.add_command(orders)
 )
 @click.option(
     "--algo-address", help=f"AlgoService listen address [default: {AlgoSettings().address}]."
+)
+@click.option(
+    "--strategy-address",
+    help=f"StrategyService listen address [default: {StrategySettings().address}].",
 )
 @click.option(
     "--dashboard-address",

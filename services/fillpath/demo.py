@@ -50,6 +50,7 @@ from fillpath.infra.settings import (
     OmsSettings,
     Settings,
     SorSettings,
+    StrategySettings,
 )
 from fillpath.infra.telemetry import ACTOR_KEY
 from fillpath.market.config import LabConfig, lab_parameters
@@ -450,6 +451,7 @@ def run_demo(console: Console, data_dir: Path | None = None) -> None:
             sor=SorSettings(address="127.0.0.1:0"),
             # The engine decides on the lab's clock, its timer stepped with the lab (`_work`).
             algo=AlgoSettings(address="127.0.0.1:0", tick_interval=0),
+            strategy=StrategySettings(address="127.0.0.1:0"),
         )
         with console.status("starting embedded Postgres, Redis, the services and the market lab…"):
             platform = start_platform(settings, gateway=gateway, now=lambda: lab.time_of(lab.now))

@@ -25,6 +25,7 @@ from fillpath.infra.settings import Settings
 from fillpath.monitor.main import MonitorRuntime, start_monitor
 from fillpath.oms.main import OmsRuntime, start_oms
 from fillpath.sor.main import SorRuntime, start_sor
+from fillpath.strategy.main import StrategyRuntime, start_strategy
 
 
 @dataclass(slots=True)
@@ -36,6 +37,7 @@ class EmbeddedPlatform:
     monitor_address: str = ""
     sor_address: str = ""
     algo_address: str = ""
+    strategy_address: str = ""
     dashboard_url: str = ""
     oms: OmsRuntime | None = None
     """The OMS when it runs in this process (in-process bus)."""
@@ -48,6 +50,9 @@ class EmbeddedPlatform:
 
     algo: AlgoRuntime | None = None
     """The algorithm engine when it runs in this process (in-process bus)."""
+
+    strategy: StrategyRuntime | None = None
+    """The strategy service when it runs in this process (in-process bus)."""
 
     bus: InProcessBus | None = None
 
@@ -65,6 +70,7 @@ class EmbeddedPlatform:
             ("OMS (gRPC)", self.oms_address, "fillpath.v1.OrderManagementService"),
             ("Monitor (gRPC)", self.monitor_address, "fillpath.v1.MonitorService"),
             ("Router (gRPC)", self.sor_address, "fillpath.v1.RoutingService"),
+            ("Strategy (gRPC)", self.strategy_address, "fillpath.v1.StrategyService"),
             ("Algorithms (gRPC)", self.algo_address, "fillpath.v1.AlgoService"),
             ("Dashboard", self.dashboard_url, "live executions, alerts, charts"),
             ("Postgres", settings.postgres.dsn, "embedded" if self.postgres else "external"),
@@ -85,6 +91,8 @@ class EmbeddedPlatform:
     def stop(self) -> None:
         if self.algo is not None:
             self.algo.stop()
+        if self.strategy is not None:
+            self.strategy.stop()
         if self.oms is not None:
             self.oms.stop()
         if self.monitor is not None:
@@ -111,7 +119,8 @@ def start_platform(
 ) -> EmbeddedPlatform:
     """Starts what `settings` ask for. Child orders go to `gateway` (the market lab's simulated
     venues, say) when one is given; that needs the in-process bus (the OMS in this process),
-    and the algorithm engine then decides on `now`'s clock (the lab's)."""
+    and the strategy service and the algorithm engine then decide on `now`'s clock (the
+    lab's)."""
     if gateway is not None and settings.bus.kind != "in-process":
         raise ValueError("a venue gateway in process needs the in-process bus")
     platform = EmbeddedPlatform(settings=settings, oms_address="")
@@ -150,6 +159,10 @@ def start_platform(
                 settings, settings.postgres.dsn, settings.redis.url, platform.bus
             )
             platform.sor_address = platform.sor.address
+            platform.strategy = start_strategy(
+                settings, settings.postgres.dsn, platform.bus, now=now
+            )
+            platform.strategy_address = platform.strategy.address
             if platform.monitor.dashboard is not None:
                 platform.dashboard_url = platform.monitor.dashboard.url
             platform.oms = start_oms(
@@ -198,6 +211,10 @@ def _start_processes(platform: EmbeddedPlatform) -> None:
         "fillpath.sor.main", env, log_file=logs / "sor.log"
     )
     platform.sor_address = sor.address
+    platform.processes["Strategy"] = strategy = spawn_service(
+        "fillpath.strategy.main", env, log_file=logs / "strategy.log"
+    )
+    platform.strategy_address = strategy.address
     env = {**env, "FILLPATH_OMS_ADDRESS": oms.address, "FILLPATH_SOR_ADDRESS": sor.address}
     platform.processes["Algorithms"] = algo = spawn_service(
         "fillpath.algo.main", env, log_file=logs / "algo.log"

@@ -28,6 +28,7 @@ from fillpath.infra.settings import (
     OmsSettings,
     Settings,
     SorSettings,
+    StrategySettings,
 )
 from fillpath.market.config import LabConfig, lab_parameters
 from fillpath.market.gateway import SimulatedGateway
@@ -104,6 +105,7 @@ def trading(tmp_path: Path) -> Iterator[tuple[EmbeddedPlatform, SimulatedGateway
         monitor=MonitorSettings(address="127.0.0.1:0", http_address="127.0.0.1:0"),
         sor=SorSettings(address="127.0.0.1:0"),
         algo=AlgoSettings(address="127.0.0.1:0"),
+        strategy=StrategySettings(address="127.0.0.1:0"),
     )
     platform = start_platform(settings, gateway=gateway)
     assert platform.bus is not None

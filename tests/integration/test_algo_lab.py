@@ -9,13 +9,13 @@ import io
 from rich.console import Console
 
 from fillpath.algo.execution import Execution, ExecutionState
-from fillpath.algo.params import resolve
 from fillpath.bench.algo_lab import AlgoOrder, AlgoSession, participation_windows
 from fillpath.bench.algos import algo_profiles
 from fillpath.bench.calibrate import run_calibration
 from fillpath.bench.desk import LabDesk
 from fillpath.core.enums import Side
 from fillpath.core.executions import SliceSent
+from fillpath.core.profiles import resolve
 
 
 def test_executions_fill_their_orders_within_their_limits_and_replay_from_events(

@@ -25,7 +25,13 @@ from fillpath.api.v1.oms_pb2_grpc import OrderManagementServiceStub
 from fillpath.api.v1.routing_pb2_grpc import RoutingServiceStub
 from fillpath.infra.bus import ROUTING_TOPIC, BusMessage, InProcessBus
 from fillpath.infra.reference_data import load_reference_data
-from fillpath.infra.settings import AlgoSettings, OmsSettings, Settings, SorSettings
+from fillpath.infra.settings import (
+    AlgoSettings,
+    OmsSettings,
+    Settings,
+    SorSettings,
+    StrategySettings,
+)
 from fillpath.market.config import LabConfig, lab_parameters
 from fillpath.market.gateway import SimulatedGateway
 from fillpath.market.lab import lab_for
@@ -64,6 +70,7 @@ def platform(pg_dsn: str, redis_url: str, tmp_path: Path) -> Iterator[Platform]:
         oms=OmsSettings(address="127.0.0.1:0"),
         sor=SorSettings(address="127.0.0.1:0"),
         algo=AlgoSettings(address="127.0.0.1:0"),
+        strategy=StrategySettings(address="127.0.0.1:0"),
     )
     bus = InProcessBus()
     on_bus: list[BusMessage] = []

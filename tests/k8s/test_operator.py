@@ -22,7 +22,7 @@ import yaml
 from fillpath.infra.bus import InProcessBus
 from fillpath.infra.kube.controlplane import ControlPlane
 from fillpath.infra.reference_data import load_reference_data
-from fillpath.infra.settings import AlgoSettings, Settings, SorSettings
+from fillpath.infra.settings import AlgoSettings, Settings, SorSettings, StrategySettings
 from fillpath.market.config import LabConfig, lab_parameters
 from fillpath.market.gateway import SimulatedGateway
 from fillpath.market.lab import lab_for
@@ -74,6 +74,7 @@ def router(pg_dsn: str, redis_url: str, tmp_path: Path) -> Iterator[SorRuntime]:
         data_dir=tmp_path,
         sor=SorSettings(address="127.0.0.1:0"),
         algo=AlgoSettings(address="127.0.0.1:0"),
+        strategy=StrategySettings(address="127.0.0.1:0"),
     )
     bus = InProcessBus()
     runtime = start_sor(settings, pg_dsn, redis_url, bus)
@@ -135,6 +136,11 @@ def test_operator_reconciles_children_status_changes_and_deletion(
     strategy = eventually(lambda: _ready(plane, namespace, "executionstrategy", "equities-desk"))
     assert strategy["status"]["conditions"][0]["status"] == "True"
     assert strategy["status"]["rules"] == 4
+    # The strategy service checks its rules against the profiles: they are in its config too.
+    strategy_config = eventually(
+        lambda: _get(plane, namespace, "configmap", "fillpath-strategy-config")
+    )
+    assert "name: pov-10" in strategy_config["data"]["algoprofiles.yaml"]
 
     # A change re-renders the configuration and rolls the deployment.
     before = deployment["spec"]["template"]["metadata"]["annotations"]["fillpath.io/config-hash"]
@@ -166,6 +172,12 @@ def test_operator_reconciles_children_status_changes_and_deletion(
         return ready.get("message", "") if ready.get("status") == "False" else ""
 
     assert "AlgoProfile 'pov-10' does not exist" in eventually(reported)
+
+    def profiles_of_strategy() -> str:
+        config = _get(plane, namespace, "configmap", "fillpath-strategy-config") or {}
+        return str(config.get("data", {}).get("algoprofiles.yaml", ""))
+
+    eventually(lambda: "name: pov-10" not in profiles_of_strategy())
 
     # Deleting the resources removes what the operator created for them.
     plane.kubectl("delete", "-n", namespace, "venues", "--all", "--wait=true", "--timeout=60s")

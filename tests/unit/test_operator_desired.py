@@ -114,6 +114,11 @@ def test_strategy_naming_a_missing_or_different_profile_is_reported() -> None:
                 {"name": "a", "profile": {"name": "twap", "algorithm": "TWAP"}},
                 {"name": "b", "profile": {"name": "vwap", "algorithm": "POV"}},
                 {"name": "c", "profile": {"name": "nope", "algorithm": "IS"}},
+                {
+                    "name": "d",
+                    "profile": {"name": "twap", "algorithm": "TWAP"},
+                    "candidates": [{"name": "gone-too", "algorithm": "POV"}],
+                },
             ],
         }
     }
@@ -124,7 +129,29 @@ def test_strategy_naming_a_missing_or_different_profile_is_reported() -> None:
         "defaultProfile 'gone' is not an AlgoProfile in this namespace",
         "rule 'b': AlgoProfile 'vwap' is VWAP, not POV",
         "rule 'c': AlgoProfile 'nope' does not exist",
+        "rule 'd': AlgoProfile 'gone-too' does not exist",
     ]
+
+
+def test_the_strategy_service_gets_the_profiles_beside_its_strategies() -> None:
+    strategy = {
+        "apiVersion": "fillpath.io/v1alpha1", "kind": "ExecutionStrategy",
+        "metadata": {"name": "desk-default", "uid": "u1", "namespace": "desk"},
+        "spec": {"rules": [{"name": "a", "profile": {"name": "twap", "algorithm": "TWAP"}}]},
+    }  # fmt: skip
+    profile = {
+        "apiVersion": "fillpath.io/v1alpha1", "kind": "AlgoProfile",
+        "metadata": {"name": "twap", "uid": "u2", "namespace": "desk"},
+        "spec": {"algorithm": "TWAP"},
+    }  # fmt: skip
+    domain = DOMAINS["ExecutionStrategy"]
+
+    config = desired.config_map(domain, "desk", [strategy], {"AlgoProfile": [profile]})
+
+    assert sorted(config["data"]) == ["algoprofiles.yaml", "executionstrategies.yaml"]
+    (read,) = yaml.safe_load_all(config["data"]["algoprofiles.yaml"])
+    assert (read["kind"], read["metadata"]["name"]) == ("AlgoProfile", "twap")
+    assert [o["name"] for o in config["metadata"]["ownerReferences"]] == ["desk-default"]
 
 
 def figures(**overrides: Any) -> dict[str, Any]:

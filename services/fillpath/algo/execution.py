@@ -44,8 +44,6 @@ from enum import IntEnum
 
 import numpy as np
 
-from fillpath.algo.market import WINDOW, Calendar, MarketSnapshot
-from fillpath.algo.params import AlgoProfile
 from fillpath.algo.schedule import adapt, next_slice, vwap_target
 from fillpath.algo.trajectory import trajectory_kernel
 from fillpath.core.enums import AlgorithmKind, Side, Urgency
@@ -68,7 +66,9 @@ from fillpath.core.executions import (
     SliceRouted,
     SliceSent,
 )
+from fillpath.core.market import WINDOW, Calendar, MarketSnapshot
 from fillpath.core.price import Price
+from fillpath.core.profiles import AlgoProfile
 from fillpath.core.routing import RouteAllocation
 
 NANOS = 1_000_000_000

@@ -20,7 +20,6 @@ import grpc
 from psycopg_pool import ConnectionPool
 
 from fillpath.algo.desk import GrpcDesk
-from fillpath.algo.params import AlgoProfile
 from fillpath.algo.service import ALGO_MIGRATIONS, Algos
 from fillpath.algo.servicer import AlgoServicer
 from fillpath.core.events import EVENT_TYPES
@@ -32,16 +31,11 @@ from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
 from fillpath.infra.reference_data import load_reference_data
-from fillpath.infra.resources import load_resources
+from fillpath.infra.resources import load_algo_profiles
 from fillpath.infra.service_main import serve_on_pulsar
 from fillpath.infra.settings import Settings
 
 log = logging.getLogger("fillpath.algo")
-
-
-def load_profiles(settings: Settings) -> dict[str, AlgoProfile]:
-    found = load_resources(settings.config_dir, "AlgoProfile", default="algoprofiles.yaml")
-    return {r.name: AlgoProfile.from_spec(r.name, r.spec) for r in found}
 
 
 @dataclass(slots=True)
@@ -88,7 +82,7 @@ def start_algo(
         store,
         pool,
         GrpcDesk(*channels),
-        load_profiles(settings),
+        load_algo_profiles(settings.config_dir),
         instruments,
         now or SystemClock().now,
     )

@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from fillpath.algo.market import Calendar
-from fillpath.algo.params import AlgoProfile, profile_for, resolve
 from fillpath.algo.trajectory import ImpactModel, cost_kernel, impact_estimate, trajectory
 from fillpath.core.enums import AlgorithmKind
 from fillpath.core.errors import FieldViolation, InvalidArgument
 from fillpath.core.instruments import Instrument
+from fillpath.core.market import Calendar
+from fillpath.core.profiles import AlgoProfile, profile_for, resolve
 from fillpath.core.session import SESSION_SECONDS
 
 NANOS = 1e9

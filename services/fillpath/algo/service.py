@@ -12,7 +12,8 @@ meanwhile are read back from the OMS (the engine ignores an exec id it has seen)
 
 The executions are driven by `tick` (the timer: every second of the clock's time, the market
 lab's simulated clock or the wall clock), by the market data and order events from the bus
-(`on_market_data`, `on_order_event`), and by the requests of `AlgoService`. The rest of the
+(`on_market_data`, `on_order_event`), by the strategy service's choices for the orders that name
+no algorithm (`on_strategy_selected`), and by the requests of `AlgoService`. The rest of the
 platform is reached through `Desk` (the OMS and the router, over gRPC in production).
 """
 
@@ -24,14 +25,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from psycopg_pool import ConnectionPool
 
 from fillpath.algo.execution import TERMINAL, Execution, ExecutionState
-from fillpath.algo.market import Calendar, MarketView
-from fillpath.algo.params import AlgoProfile, profile_for, resolve
-from fillpath.algo.requests import StartRequest, names_an_algorithm, start_request
+from fillpath.algo.requests import StartRequest, names_an_algorithm, start_request, time_of
 from fillpath.algo.trajectory import impact_estimate
 from fillpath.api.v1 import events_pb2
 from fillpath.core.enums import AlgorithmKind, Side, Urgency
@@ -44,10 +42,12 @@ from fillpath.core.executions import (
     child_client_id,
 )
 from fillpath.core.instruments import Instrument
+from fillpath.core.market import Calendar, MarketView, us_equity_calendar
 from fillpath.core.price import Price
+from fillpath.core.profiles import AlgoProfile, profile_for, resolve
 from fillpath.core.routing import RouteAllocation
-from fillpath.core.session import SESSION_SECONDS, TIMEZONE, US_EQUITY_PROFILE, open_of
-from fillpath.infra.bus import MARKET_DATA_TOPIC, ORDERS_TOPIC, Bus, BusMessage
+from fillpath.core.session import SESSION_SECONDS
+from fillpath.infra.bus import MARKET_DATA_TOPIC, ORDERS_TOPIC, STRATEGY_TOPIC, Bus, BusMessage
 from fillpath.infra.event_store import CommandContext, EventStore
 from fillpath.infra.postgres.schema import MigrationSet
 
@@ -350,6 +350,7 @@ class Algos:
 
     def subscribe(self, bus: Bus, subscription: str = "algo") -> None:
         bus.subscribe(ORDERS_TOPIC, subscription, self._on_message)
+        bus.subscribe(STRATEGY_TOPIC, subscription, self._on_message)
         bus.subscribe(MARKET_DATA_TOPIC, subscription, self._on_message)
 
     def _on_message(self, message: BusMessage) -> None:
@@ -358,6 +359,8 @@ class Algos:
         envelope = events_pb2.EventEnvelope.FromString(message.payload)
         if message.topic.endswith(MARKET_DATA_TOPIC):
             self.on_market_data(envelope)
+        elif envelope.WhichOneof("payload") == "strategy_selected":
+            self.on_strategy_selected(envelope.strategy_selected)
         else:
             self.on_order_event(envelope)
 
@@ -423,6 +426,23 @@ class Algos:
             log.warning(
                 "order %s names an algorithm but is not executed: %s", submitted.order_id, err
             )
+
+    def on_strategy_selected(self, selected: events_pb2.StrategySelected) -> None:
+        """Starts executing a parent order as the strategy service chose; an order no longer
+        working, or a choice the profiles refuse, is logged and left alone (a retried delivery
+        finds the execution already started)."""
+        request = StartRequest(
+            order_id=selected.order_id, algo_profile=selected.algo_profile,
+            algorithm=AlgorithmKind(selected.algorithm),
+            urgency=Urgency(selected.urgency) if selected.urgency else None,
+            max_participation_bps=selected.max_participation_bps, params=dict(selected.params),
+            start=time_of(selected.start_time, selected.HasField("start_time")),
+            end=time_of(selected.end_time, selected.HasField("end_time")),
+        )  # fmt: skip
+        try:
+            self.start(request, SYSTEM)
+        except (InvalidArgument, FailedPrecondition, NotFound) as err:
+            log.warning("order %s: the strategy chosen is not executed: %s", selected.order_id, err)
 
     # ---- recovery ----------------------------------------------------------------------------
 
@@ -634,9 +654,3 @@ _ORDER_EVENTS = frozenset(
     }
 )  # fmt: skip
 _PARENT_ENDS = _ORDER_EVENTS - {"child_order_filled"}
-
-
-def us_equity_calendar(at: datetime) -> Calendar:
-    """The US equity session of `at`'s day, with its intraday volume profile."""
-    open_ = open_of(at.astimezone(ZoneInfo(TIMEZONE)).date())
-    return Calendar.from_shares(open_.timestamp(), SESSION_SECONDS, US_EQUITY_PROFILE)

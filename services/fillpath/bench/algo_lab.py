@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from fillpath.algo.execution import TERMINAL, Execution
-from fillpath.algo.market import Calendar, MarketView
 from fillpath.algo.trajectory import impact_estimate
 from fillpath.bench.desk import LIQUIDITY, Fill, LabDesk
 from fillpath.core.enums import Side
@@ -29,6 +28,7 @@ from fillpath.core.executions import (
     SliceCancelRequested,
     SliceSent,
 )
+from fillpath.core.market import Calendar, MarketView
 from fillpath.core.parent_order import ParentOrder
 from fillpath.core.price import Price
 from fillpath.sor.market import NANOS

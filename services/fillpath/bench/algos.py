@@ -42,9 +42,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fillpath.algo.execution import Execution
-from fillpath.algo.main import load_profiles
-from fillpath.algo.market import Calendar, MarketSnapshot
-from fillpath.algo.params import AlgoProfile, resolve
 from fillpath.algo.schedule import next_slice
 from fillpath.bench.algo_lab import (
     AlgoOrder,
@@ -56,9 +53,11 @@ from fillpath.bench.algo_lab import (
 from fillpath.bench.desk import LabDesk
 from fillpath.core.enums import AlgorithmKind, Side
 from fillpath.core.executions import ExecutionSpec, SliceSent
+from fillpath.core.market import Calendar, MarketSnapshot
 from fillpath.core.price import Price
+from fillpath.core.profiles import AlgoProfile, resolve
 from fillpath.infra.redis.embedded import EmbeddedRedis, start_embedded_redis
-from fillpath.infra.settings import Settings
+from fillpath.infra.resources import load_algo_profiles
 
 T = TypeVar("T")
 SYMBOL = "ACME"
@@ -74,7 +73,7 @@ minutes and the frontier stops moving."""
 
 
 def algo_profiles() -> dict[str, AlgoProfile]:
-    return load_profiles(Settings())
+    return load_algo_profiles(None)
 
 
 # ---- decision time ---------------------------------------------------------------------------

@@ -20,12 +20,12 @@ from rich.console import Console
 from rich.table import Table
 
 from fillpath.algo.calibration import ImpactSample, fit_impact
-from fillpath.algo.params import resolve
 from fillpath.algo.trajectory import impact_estimate
 from fillpath.bench.algo_lab import AlgoOrder, AlgoSession, MidPath, step_to, undisturbed
 from fillpath.bench.algos import algo_profiles, in_lab_workers, worker_redis_url
 from fillpath.bench.desk import LabDesk
 from fillpath.core.enums import Side
+from fillpath.core.profiles import resolve
 from fillpath.core.session import SESSION_SECONDS
 from fillpath.infra.reference_data import load_reference_data
 

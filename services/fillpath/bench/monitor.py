@@ -49,6 +49,7 @@ from fillpath.infra.settings import (
     OmsSettings,
     Settings,
     SorSettings,
+    StrategySettings,
 )
 from fillpath.oms.service import Outcome
 
@@ -214,6 +215,7 @@ def run_monitor_bench(console: Console, *, rate: int, fills: int, as_json: bool)
             monitor=MonitorSettings(address="127.0.0.1:0", http_address="127.0.0.1:0"),
             sor=SorSettings(address="127.0.0.1:0"),
             algo=AlgoSettings(address="127.0.0.1:0"),
+            strategy=StrategySettings(address="127.0.0.1:0"),
         )
         with console.status("starting embedded Postgres, Redis, the OMS, the monitor, echo…"):
             platform = start_platform(settings)

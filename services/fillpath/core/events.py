@@ -21,6 +21,7 @@ from fillpath.core.enums import LiquidityFlag, RejectCode
 from fillpath.core.executions import ALGO_EVENT_TYPES
 from fillpath.core.price import Price
 from fillpath.core.routing import ROUTING_EVENT_TYPES
+from fillpath.core.strategy import STRATEGY_EVENT_TYPES
 from fillpath.core.terms import OrderTerms
 
 
@@ -165,6 +166,11 @@ ORDER_EVENT_TYPES: tuple[type[OrderEvent], ...] = (
     OrderFilled,
 )
 
-EVENT_TYPES: tuple[type, ...] = (*ORDER_EVENT_TYPES, *ROUTING_EVENT_TYPES, *ALGO_EVENT_TYPES)
-"""Every event type the shared event log holds: the order events, the routing decisions and
-the algorithm executions."""
+EVENT_TYPES: tuple[type, ...] = (
+    *ORDER_EVENT_TYPES,
+    *STRATEGY_EVENT_TYPES,
+    *ROUTING_EVENT_TYPES,
+    *ALGO_EVENT_TYPES,
+)
+"""Every event type the shared event log holds: the order events, the strategy choices, the
+routing decisions and the algorithm executions."""

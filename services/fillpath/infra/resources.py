@@ -26,6 +26,7 @@ from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
 
 from fillpath.core.errors import FieldViolation, InvalidArgument
+from fillpath.core.profiles import AlgoProfile
 
 GROUP = "fillpath.io"
 VERSION = "v1alpha1"
@@ -74,6 +75,14 @@ def load_resources(path: Path | None, kind: str, *, default: str) -> list[Resour
     except yaml.YAMLError as err:
         raise InvalidArgument.single(origin, "", f"not valid YAML: {err}") from err
     return resources_from_documents(documents, kind, origin=origin)
+
+
+def load_algo_profiles(folder: Path | None) -> dict[str, AlgoProfile]:
+    """The AlgoProfiles of `folder`'s algoprofiles.yaml (None: the shipped defaults), by name."""
+    found = load_resources(
+        folder / "algoprofiles.yaml" if folder else None, "AlgoProfile", default="algoprofiles.yaml"
+    )
+    return {r.name: AlgoProfile.from_spec(r.name, r.spec) for r in found}
 
 
 def resources_from_documents(documents: list[Any], kind: str, *, origin: str) -> list[Resource]:

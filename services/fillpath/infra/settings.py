@@ -116,6 +116,12 @@ class AlgoSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StrategySettings:
+    address: str = "127.0.0.1:50091"
+    """Where the strategy service's gRPC server (StrategyService) listens."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SorSettings:
     address: str = "127.0.0.1:50071"
     """Where the smart order router's gRPC server (RoutingService) listens."""
@@ -158,6 +164,7 @@ class Settings:
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     sor: SorSettings = field(default_factory=SorSettings)
     algo: AlgoSettings = field(default_factory=AlgoSettings)
+    strategy: StrategySettings = field(default_factory=StrategySettings)
 
     trace_to_console: bool = False
     """Print finished trace spans to stdout (debugging)."""
@@ -210,6 +217,7 @@ class Settings:
                 address=get("ALGO_ADDRESS", "127.0.0.1:50081"),
                 tick_interval=float(get("ALGO_TICK_INTERVAL", "1.0")),
             ),
+            strategy=StrategySettings(address=get("STRATEGY_ADDRESS", "127.0.0.1:50091")),
             trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),
         )
 
@@ -247,6 +255,7 @@ class Settings:
             "SOR_BREAKER_COOLDOWN": str(self.sor.breaker_cooldown),
             "ALGO_ADDRESS": self.algo.address,
             "ALGO_TICK_INTERVAL": str(self.algo.tick_interval),
+            "STRATEGY_ADDRESS": self.strategy.address,
             "TRACE_CONSOLE": "1" if self.trace_to_console else "",
         }
         if self.config_dir is not None:

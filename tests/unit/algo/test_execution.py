@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from fillpath.algo.execution import FINAL, FINAL_ATTEMPTS, Execution, ExecutionState
-from fillpath.algo.market import Calendar, MarketSnapshot
-from fillpath.algo.params import AlgoProfile, resolve
 from fillpath.core.enums import AlgorithmKind, Side, Urgency
 from fillpath.core.errors import FailedPrecondition, InvalidArgument
 from fillpath.core.executions import AlgoEvent, ExecutionSpec, SliceCancelRequested, SliceSent
+from fillpath.core.market import Calendar, MarketSnapshot
 from fillpath.core.price import Price
+from fillpath.core.profiles import AlgoProfile, resolve
 from fillpath.infra.resources import load_resources
 
 OPEN = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)

@@ -766,6 +766,46 @@ class StrategySelected(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class FeaturesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class CandidateCostsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ORDER_ID_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     ALGO_PROFILE_FIELD_NUMBER: _builtins.int
@@ -778,6 +818,14 @@ class StrategySelected(_message.Message):
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     PREDICTED_COST_BPS_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
+    PREDICTED_RISK_BPS_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    CANDIDATE_COSTS_FIELD_NUMBER: _builtins.int
+    EXCLUDED_VENUES_FIELD_NUMBER: _builtins.int
+    MAX_PARTICIPATION_BPS_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     algo_profile: _builtins.str
     algorithm: _common_pb2.AlgorithmKind.ValueType
@@ -789,12 +837,31 @@ class StrategySelected(_message.Message):
     """The cost model that ranked the candidates, if any."""
     predicted_cost_bps: _builtins.float
     explanation: _builtins.str
+    strategy: _builtins.str
+    """The ExecutionStrategy resource whose rules applied."""
+    predicted_risk_bps: _builtins.float
+    max_participation_bps: _builtins.int
+    """Kept from the order's own instructions: its participation cap and execution window."""
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
     @_builtins.property
     def venue_preferences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def features(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Feature name → value the choice was made on."""
+
+    @_builtins.property
+    def candidate_costs(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Candidate profile → its predicted cost in bps (empty without a model)."""
+
+    @_builtins.property
+    def excluded_venues(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -810,10 +877,18 @@ class StrategySelected(_message.Message):
         model_version: _builtins.str = ...,
         predicted_cost_bps: _builtins.float = ...,
         explanation: _builtins.str = ...,
+        strategy: _builtins.str = ...,
+        predicted_risk_bps: _builtins.float = ...,
+        features: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        candidate_costs: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        excluded_venues: _abc.Iterable[_builtins.str] | None = ...,
+        max_participation_bps: _builtins.int = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "occurred_at", b"occurred_at", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algo_profile", b"algo_profile", "algorithm", b"algorithm", "allow_dark", b"allow_dark", "explanation", b"explanation", "model_version", b"model_version", "occurred_at", b"occurred_at", "order_id", b"order_id", "params", b"params", "predicted_cost_bps", b"predicted_cost_bps", "rule", b"rule", "urgency", b"urgency", "venue_preferences", b"venue_preferences"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algo_profile", b"algo_profile", "algorithm", b"algorithm", "allow_dark", b"allow_dark", "candidate_costs", b"candidate_costs", "end_time", b"end_time", "excluded_venues", b"excluded_venues", "explanation", b"explanation", "features", b"features", "max_participation_bps", b"max_participation_bps", "model_version", b"model_version", "occurred_at", b"occurred_at", "order_id", b"order_id", "params", b"params", "predicted_cost_bps", b"predicted_cost_bps", "predicted_risk_bps", b"predicted_risk_bps", "rule", b"rule", "start_time", b"start_time", "strategy", b"strategy", "urgency", b"urgency", "venue_preferences", b"venue_preferences"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from fillpath.api.v1 import common_pb2 as fillpath_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66illpath/v1/strategy.proto\x12\x0b\x66illpath.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x66illpath/v1/common.proto\"\x94\x02\n\x15SelectStrategyRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1f\n\x04side\x18\x04 \x01(\x0e\x32\x11.fillpath.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\x1e\n\x11limit_price_nanos\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12%\n\x07urgency\x18\x07 \x01(\x0e\x32\x14.fillpath.v1.Urgency\x12\x38\n\x0cinstructions\x18\x08 \x01(\x0b\x32\".fillpath.v1.ExecutionInstructionsB\x14\n\x12_limit_price_nanos\"\x9b\x01\n\rCandidateCost\x12\x14\n\x0c\x61lgo_profile\x18\x01 \x01(\t\x12-\n\talgorithm\x18\x02 \x01(\x0e\x32\x1a.fillpath.v1.AlgorithmKind\x12\x1a\n\x12predicted_cost_bps\x18\x03 \x01(\x01\x12\x1a\n\x12predicted_risk_bps\x18\x04 \x01(\x01\x12\r\n\x05score\x18\x05 \x01(\x01\"\xeb\x01\n\x13StrategyExplanation\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12@\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32..fillpath.v1.StrategyExplanation.FeaturesEntry\x12.\n\ncandidates\x18\x03 \x03(\x0b\x32\x1a.fillpath.v1.CandidateCost\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xda\x02\n\x16SelectStrategyResponse\x12\x14\n\x0c\x61lgo_profile\x18\x01 \x01(\t\x12-\n\talgorithm\x18\x02 \x01(\x0e\x32\x1a.fillpath.v1.AlgorithmKind\x12%\n\x07urgency\x18\x03 \x01(\x0e\x32\x14.fillpath.v1.Urgency\x12?\n\x06params\x18\x04 \x03(\x0b\x32/.fillpath.v1.SelectStrategyResponse.ParamsEntry\x12\x19\n\x11venue_preferences\x18\x05 \x03(\t\x12\x12\n\nallow_dark\x18\x06 \x01(\x08\x12\x35\n\x0b\x65xplanation\x18\x07 \x01(\x0b\x32 .fillpath.v1.StrategyExplanation\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x91\x01\n\x15GetPerformanceRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12\x14\n\x0c\x61lgo_profile\x18\x02 \x01(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x01\n\x12ProfilePerformance\x12\x14\n\x0c\x61lgo_profile\x18\x01 \x01(\t\x12\x0e\n\x06orders\x18\x02 \x01(\x03\x12\x15\n\rmean_cost_bps\x18\x03 \x01(\x01\x12\x17\n\x0fstddev_cost_bps\x18\x04 \x01(\x01\x12!\n\x19mean_prediction_error_bps\x18\x05 \x01(\x01\"K\n\x16GetPerformanceResponse\x12\x31\n\x08profiles\x18\x01 \x03(\x0b\x32\x1f.fillpath.v1.ProfilePerformance\"\xd6\x01\n\tModelInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\ntrained_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08promoted\x18\x03 \x01(\x08\x12\x34\n\x07metrics\x18\x04 \x03(\x0b\x32#.fillpath.v1.ModelInfo.MetricsEntry\x12\x10\n\x08\x66\x65\x61tures\x18\x05 \x03(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.fillpath.v1.ModelInfo\"&\n\x13PromoteModelRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"=\n\x14PromoteModelResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fillpath.v1.ModelInfo2\xeb\x02\n\x0fStrategyService\x12Y\n\x0eSelectStrategy\x12\".fillpath.v1.SelectStrategyRequest\x1a#.fillpath.v1.SelectStrategyResponse\x12Y\n\x0eGetPerformance\x12\".fillpath.v1.GetPerformanceRequest\x1a#.fillpath.v1.GetPerformanceResponse\x12M\n\nListModels\x12\x1e.fillpath.v1.ListModelsRequest\x1a\x1f.fillpath.v1.ListModelsResponse\x12S\n\x0cPromoteModel\x12 .fillpath.v1.PromoteModelRequest\x1a!.fillpath.v1.PromoteModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66illpath/v1/strategy.proto\x12\x0b\x66illpath.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18\x66illpath/v1/common.proto\"\x94\x02\n\x15SelectStrategyRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x1f\n\x04side\x18\x04 \x01(\x0e\x32\x11.fillpath.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\x1e\n\x11limit_price_nanos\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12%\n\x07urgency\x18\x07 \x01(\x0e\x32\x14.fillpath.v1.Urgency\x12\x38\n\x0cinstructions\x18\x08 \x01(\x0b\x32\".fillpath.v1.ExecutionInstructionsB\x14\n\x12_limit_price_nanos\"\x9b\x01\n\rCandidateCost\x12\x14\n\x0c\x61lgo_profile\x18\x01 \x01(\t\x12-\n\talgorithm\x18\x02 \x01(\x0e\x32\x1a.fillpath.v1.AlgorithmKind\x12\x1a\n\x12predicted_cost_bps\x18\x03 \x01(\x01\x12\x1a\n\x12predicted_risk_bps\x18\x04 \x01(\x01\x12\r\n\x05score\x18\x05 \x01(\x01\"\xfd\x01\n\x13StrategyExplanation\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12@\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32..fillpath.v1.StrategyExplanation.FeaturesEntry\x12.\n\ncandidates\x18\x03 \x03(\x0b\x32\x1a.fillpath.v1.CandidateCost\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x10\n\x08strategy\x18\x06 \x01(\t\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xf0\x03\n\x16SelectStrategyResponse\x12\x14\n\x0c\x61lgo_profile\x18\x01 \x01(\t\x12-\n\talgorithm\x18\x02 \x01(\x0e\x32\x1a.fillpath.v1.AlgorithmKind\x12%\n\x07urgency\x18\x03 \x01(\x0e\x32\x14.fillpath.v1.Urgency\x12?\n\x06params\x18\x04 \x03(\x0b\x32/.fillpath.v1.SelectStrategyResponse.ParamsEntry\x12\x19\n\x11venue_preferences\x18\x05 \x03(\t\x12\x12\n\nallow_dark\x18\x06 \x01(\x08\x12\x35\n\x0b\x65xplanation\x18\x07 \x01(\x0b\x32 .fillpath.v1.StrategyExplanation\x12\x17\n\x0f\x65xcluded_venues\x18\x08 \x03(\t\x12\x1d\n\x15max_participation_bps\x18\t \x01(\x05\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x91\x01\n\x15GetPerformanceRequest\x12\x10\n\x08strategy\x18\x01 \x01(\t\x12\x14\n\x0c\x61lgo_profile\x18\x02 \x01(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x01\n\x12ProfilePerformance\x12\x14\n\x0c\x61lgo_profile\x18\x01 \x01(\t\x12\x0e\n\x06orders\x18\x02 \x01(\x03\x12\x15\n\rmean_cost_bps\x18\x03 \x01(\x01\x12\x17\n\x0fstddev_cost_bps\x18\x04 \x01(\x01\x12!\n\x19mean_prediction_error_bps\x18\x05 \x01(\x01\"K\n\x16GetPerformanceResponse\x12\x31\n\x08profiles\x18\x01 \x03(\x0b\x32\x1f.fillpath.v1.ProfilePerformance\"\xd6\x01\n\tModelInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\ntrained_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08promoted\x18\x03 \x01(\x08\x12\x34\n\x07metrics\x18\x04 \x03(\x0b\x32#.fillpath.v1.ModelInfo.MetricsEntry\x12\x10\n\x08\x66\x65\x61tures\x18\x05 \x03(\t\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x13\n\x11ListModelsRequest\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.fillpath.v1.ModelInfo\"&\n\x13PromoteModelRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"=\n\x14PromoteModelResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.fillpath.v1.ModelInfo2\xeb\x02\n\x0fStrategyService\x12Y\n\x0eSelectStrategy\x12\".fillpath.v1.SelectStrategyRequest\x1a#.fillpath.v1.SelectStrategyResponse\x12Y\n\x0eGetPerformance\x12\".fillpath.v1.GetPerformanceRequest\x1a#.fillpath.v1.GetPerformanceResponse\x12M\n\nListModels\x12\x1e.fillpath.v1.ListModelsRequest\x1a\x1f.fillpath.v1.ListModelsResponse\x12S\n\x0cPromoteModel\x12 .fillpath.v1.PromoteModelRequest\x1a!.fillpath.v1.PromoteModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,31 +44,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANDIDATECOST']._serialized_start=382
   _globals['_CANDIDATECOST']._serialized_end=537
   _globals['_STRATEGYEXPLANATION']._serialized_start=540
-  _globals['_STRATEGYEXPLANATION']._serialized_end=775
-  _globals['_STRATEGYEXPLANATION_FEATURESENTRY']._serialized_start=728
-  _globals['_STRATEGYEXPLANATION_FEATURESENTRY']._serialized_end=775
-  _globals['_SELECTSTRATEGYRESPONSE']._serialized_start=778
-  _globals['_SELECTSTRATEGYRESPONSE']._serialized_end=1124
-  _globals['_SELECTSTRATEGYRESPONSE_PARAMSENTRY']._serialized_start=1079
-  _globals['_SELECTSTRATEGYRESPONSE_PARAMSENTRY']._serialized_end=1124
-  _globals['_GETPERFORMANCEREQUEST']._serialized_start=1127
-  _globals['_GETPERFORMANCEREQUEST']._serialized_end=1272
-  _globals['_PROFILEPERFORMANCE']._serialized_start=1275
-  _globals['_PROFILEPERFORMANCE']._serialized_end=1416
-  _globals['_GETPERFORMANCERESPONSE']._serialized_start=1418
-  _globals['_GETPERFORMANCERESPONSE']._serialized_end=1493
-  _globals['_MODELINFO']._serialized_start=1496
-  _globals['_MODELINFO']._serialized_end=1710
-  _globals['_MODELINFO_METRICSENTRY']._serialized_start=1664
-  _globals['_MODELINFO_METRICSENTRY']._serialized_end=1710
-  _globals['_LISTMODELSREQUEST']._serialized_start=1712
-  _globals['_LISTMODELSREQUEST']._serialized_end=1731
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1733
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1793
-  _globals['_PROMOTEMODELREQUEST']._serialized_start=1795
-  _globals['_PROMOTEMODELREQUEST']._serialized_end=1833
-  _globals['_PROMOTEMODELRESPONSE']._serialized_start=1835
-  _globals['_PROMOTEMODELRESPONSE']._serialized_end=1896
-  _globals['_STRATEGYSERVICE']._serialized_start=1899
-  _globals['_STRATEGYSERVICE']._serialized_end=2262
+  _globals['_STRATEGYEXPLANATION']._serialized_end=793
+  _globals['_STRATEGYEXPLANATION_FEATURESENTRY']._serialized_start=746
+  _globals['_STRATEGYEXPLANATION_FEATURESENTRY']._serialized_end=793
+  _globals['_SELECTSTRATEGYRESPONSE']._serialized_start=796
+  _globals['_SELECTSTRATEGYRESPONSE']._serialized_end=1292
+  _globals['_SELECTSTRATEGYRESPONSE_PARAMSENTRY']._serialized_start=1247
+  _globals['_SELECTSTRATEGYRESPONSE_PARAMSENTRY']._serialized_end=1292
+  _globals['_GETPERFORMANCEREQUEST']._serialized_start=1295
+  _globals['_GETPERFORMANCEREQUEST']._serialized_end=1440
+  _globals['_PROFILEPERFORMANCE']._serialized_start=1443
+  _globals['_PROFILEPERFORMANCE']._serialized_end=1584
+  _globals['_GETPERFORMANCERESPONSE']._serialized_start=1586
+  _globals['_GETPERFORMANCERESPONSE']._serialized_end=1661
+  _globals['_MODELINFO']._serialized_start=1664
+  _globals['_MODELINFO']._serialized_end=1878
+  _globals['_MODELINFO_METRICSENTRY']._serialized_start=1832
+  _globals['_MODELINFO_METRICSENTRY']._serialized_end=1878
+  _globals['_LISTMODELSREQUEST']._serialized_start=1880
+  _globals['_LISTMODELSREQUEST']._serialized_end=1899
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1901
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1961
+  _globals['_PROMOTEMODELREQUEST']._serialized_start=1963
+  _globals['_PROMOTEMODELREQUEST']._serialized_end=2001
+  _globals['_PROMOTEMODELRESPONSE']._serialized_start=2003
+  _globals['_PROMOTEMODELRESPONSE']._serialized_end=2064
+  _globals['_STRATEGYSERVICE']._serialized_start=2067
+  _globals['_STRATEGYSERVICE']._serialized_end=2430
 # @@protoc_insertion_point(module_scope)

@@ -1,10 +1,12 @@
-"""What the algorithms see of the market: one instrument's quotes and prints, folded into the
-few figures a schedule adapts to, and the session's calendar with its volume profile.
+"""What the algorithms and the strategy service see of the market: one instrument's quotes and
+prints, folded into the few figures a schedule adapts to (or a strategy is chosen on), and the
+session's calendar with its volume profile.
 
 `MarketView` takes the consolidated quote and every trade print (ours included: a
 participation rate is our share of all the volume), and answers with a `MarketSnapshot`:
-the touch, the cumulative volume since the open and over a trailing window, the spread
-against its own recent typical level, and the volatility the prints imply. Times are seconds
+the touch and its sizes, the cumulative volume since the open and over a trailing window, the
+spread against its own recent typical level, the volatility the prints imply and the move of
+the mid over the last few minutes. Times are seconds
 (any epoch, the same for every call); prices are nanos.
 """
 
@@ -14,8 +16,12 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
+
+from fillpath.core.session import SESSION_SECONDS, TIMEZONE, US_EQUITY_PROFILE, open_of
 
 WINDOW = 60.0
 """Seconds of the trailing window for volume (participation caps, surges)."""
@@ -28,6 +34,8 @@ SIGMA_SAMPLE = 30.0
 """Seconds between the midpoints that estimate volatility (longer than the bid–ask bounce)."""
 SIGMA_MIN_SAMPLES = 20
 """Below this many returns the instrument's reference volatility is used instead."""
+MOMENTUM_WINDOW = 300.0
+"""Seconds over which the mid's recent move (momentum) is measured."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +64,19 @@ class Calendar:
         return float(np.interp(x, np.arange(len(self.profile)), self.profile))
 
 
+def us_equity_calendar(at: datetime) -> Calendar:
+    """The US equity session of `at`'s day, with its intraday volume profile."""
+    open_ = open_of(at.astimezone(ZoneInfo(TIMEZONE)).date())
+    return Calendar.from_shares(open_.timestamp(), SESSION_SECONDS, US_EQUITY_PROFILE)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarketSnapshot:
     at: float
     bid: int
     ask: int
+    bid_size: int = 0
+    ask_size: int = 0
     volume: int
     """Shares printed since the view began (the open, in a session)."""
     window_volume: int
@@ -72,6 +88,8 @@ class MarketSnapshot:
     """The spread now against its typical level (1: usual; 2: twice as wide)."""
     sigma: float
     """Daily volatility (a fraction of the price) from the prints; NaN until enough are seen."""
+    momentum: float = 0.0
+    """The log move of the mid over the last `MOMENTUM_WINDOW` seconds (0 until seen)."""
 
     @property
     def mid(self) -> int:
@@ -84,6 +102,8 @@ class MarketView:
     def __init__(self, session_seconds: float) -> None:
         self._session = session_seconds
         self._bid = self._ask = 0
+        self._bid_size = self._ask_size = 0
+        self._mids: deque[tuple[float, float]] = deque()  # (seconds, log mid), sampled
         self._volume = 0
         self._window: deque[tuple[float, int]] = deque()
         self._window_volume = 0
@@ -93,10 +113,12 @@ class MarketView:
         self._squares = 0.0
         self._elapsed = 0.0
         self._returns = 0
+        self._log_mid = math.nan
 
-    def on_quote(self, at: float, bid: int, ask: int) -> None:
+    def on_quote(self, at: float, bid: int, ask: int, bid_size: int = 0, ask_size: int = 0) -> None:
         if bid <= 0 or ask <= bid:
             return
+        self._bid_size, self._ask_size = bid_size, ask_size
         spread = float(ask - bid)
         if math.isnan(self._typical):
             self._typical = spread
@@ -108,11 +130,16 @@ class MarketView:
         log_mid = math.log((bid + ask) / 2)
         if self._sample is None:
             self._sample = (at, log_mid)
+            self._mids.append(self._sample)
         elif at - self._sample[0] >= SIGMA_SAMPLE:
             self._squares += (log_mid - self._sample[1]) ** 2
             self._elapsed += at - self._sample[0]
             self._returns += 1
             self._sample = (at, log_mid)
+            self._mids.append(self._sample)
+            while len(self._mids) > 1 and self._mids[1][0] <= at - MOMENTUM_WINDOW:
+                self._mids.popleft()
+        self._log_mid = log_mid
 
     def on_trade(self, at: float, quantity: int) -> None:
         self._volume += quantity
@@ -134,8 +161,10 @@ class MarketView:
             if self._returns >= SIGMA_MIN_SAMPLES
             else math.nan
         )
+        momentum = self._log_mid - self._mids[0][1] if self._mids else 0.0
         return MarketSnapshot(
-            at=at, bid=self._bid, ask=self._ask, volume=self._volume,
-            window_volume=self._window_volume, lasting_volume=self._window_volume - leaving,
-            spread_ratio=ratio, sigma=sigma,
+            at=at, bid=self._bid, ask=self._ask, bid_size=self._bid_size,
+            ask_size=self._ask_size, volume=self._volume, window_volume=self._window_volume,
+            lasting_volume=self._window_volume - leaving, spread_ratio=ratio, sigma=sigma,
+            momentum=momentum,
         )  # fmt: skip

@@ -1,0 +1,123 @@
+"""What a strategy is chosen on: the order, its instrument and the market when it arrives.
+
+`features` folds them into the facts the rules test (`OrderFacts`) and the named figures the
+cost model reads (`Features.values`, in `FEATURES` order):
+
+- size_pct_adv: the order as % of the average daily volume;
+- spread_bps: the quoted spread; depth_ratio: shares at the touch we would take, over the order;
+- volatility_pct: realised daily volatility (the instrument's reference until enough prints);
+  vol_ratio: that over the reference;
+- volume_left: the share of the day's volume still to trade (on the intraday profile);
+  volume_ratio: the volume so far over what the profile expects by now;
+- momentum_bps: the mid's move over the last five minutes, positive when it runs against the
+  order (up for a buy);
+- minutes_to_close;
+- regime_volatility / regime_liquidity: −1, 0 or +1 (calm / usual / stormy; deep / usual /
+  thin) — the market-regime label (`Features.regime`, e.g. ``stormy-thin``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from fillpath.core.enums import Side, Urgency
+from fillpath.core.instruments import Instrument
+from fillpath.core.market import Calendar, MarketSnapshot
+
+FEATURES = (
+    "size_pct_adv",
+    "spread_bps",
+    "depth_ratio",
+    "volatility_pct",
+    "vol_ratio",
+    "volume_left",
+    "volume_ratio",
+    "momentum_bps",
+    "minutes_to_close",
+    "regime_volatility",
+    "regime_liquidity",
+)
+"""The cost model's feature schema (stored with every model, checked when one is loaded)."""
+
+STORMY, CALM = 1.3, 0.75
+"""Realised over reference volatility above / below which the regime is stormy / calm."""
+THIN_VOLUME, DEEP_VOLUME = 0.7, 1.4
+"""Volume so far over expected below which liquidity is thin, above which it is deep."""
+THIN_SPREAD = 1.6
+"""A spread this many times its usual level makes liquidity thin whatever the volume."""
+VOLATILITY_NAMES = {-1: "calm", 0: "usual", 1: "stormy"}
+LIQUIDITY_NAMES = {-1: "deep", 0: "usual", 1: "thin"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderAtArrival:
+    symbol: str
+    side: Side
+    quantity: int
+    account: str
+    urgency: Urgency | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    values: dict[str, float]
+
+    @property
+    def regime(self) -> str:
+        volatility = VOLATILITY_NAMES[int(self.values["regime_volatility"])]
+        liquidity = LIQUIDITY_NAMES[int(self.values["regime_liquidity"])]
+        return f"{volatility}-{liquidity}"
+
+    def vector(self) -> list[float]:
+        return [self.values[name] for name in FEATURES]
+
+
+def features(
+    order: OrderAtArrival,
+    instrument: Instrument,
+    market: MarketSnapshot,
+    calendar: Calendar,
+    now: datetime,
+) -> Features:
+    """The model's features of `order` arriving at `now` into `market`."""
+    reference = instrument.reference_price.nanos
+    mid = market.mid or reference
+    spread_bps = (market.ask - market.bid) / mid * 1e4 if market.mid else 0.0
+    touch = market.ask_size if order.side is Side.BUY else market.bid_size
+    sigma = market.sigma if math.isfinite(market.sigma) else instrument.daily_volatility
+    vol_ratio = sigma / instrument.daily_volatility
+    at = now.timestamp()
+    done = calendar.volume_fraction(at)
+    volume_ratio = market.volume / (instrument.adv * done) if done > 0.01 else 1.0
+    sign = 1.0 if order.side is Side.BUY else -1.0
+    to_close = max(calendar.open + calendar.seconds - at, 0.0) / 60
+    regime_volatility = 1 if vol_ratio > STORMY else (-1 if vol_ratio < CALM else 0)
+    thin = volume_ratio < THIN_VOLUME or market.spread_ratio > THIN_SPREAD
+    regime_liquidity = 1 if thin else (-1 if volume_ratio > DEEP_VOLUME else 0)
+    return Features(
+        {
+            "size_pct_adv": order.quantity / instrument.adv * 100,
+            "spread_bps": spread_bps,
+            "depth_ratio": touch / order.quantity,
+            "volatility_pct": sigma * 100,
+            "vol_ratio": vol_ratio,
+            "volume_left": 1.0 - done,
+            "volume_ratio": volume_ratio,
+            "momentum_bps": sign * market.momentum * 1e4,
+            "minutes_to_close": to_close,
+            "regime_volatility": float(regime_volatility),
+            "regime_liquidity": float(regime_liquidity),
+        }
+    )
+
+
+def notional(order: OrderAtArrival, instrument: Instrument, market: MarketSnapshot) -> float:
+    """The order's value at the mid (the reference price before any quote), in currency."""
+    nanos = market.mid or instrument.reference_price.nanos
+    return order.quantity * nanos / 1e9
+
+
+def minutes_since_open(calendar: Calendar, now: datetime) -> float:
+    return (now.timestamp() - calendar.open) / 60

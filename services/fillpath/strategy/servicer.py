@@ -1,0 +1,91 @@
+"""The StrategyService gRPC servicer: requests to `Strategies` calls, choices to messages.
+
+Domain errors are mapped to status codes by the server's interceptor (InvalidArgument →
+INVALID_ARGUMENT with a field violation per bad field, FailedPrecondition →
+FAILED_PRECONDITION).
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from fillpath.api.v1 import common_pb2, strategy_pb2, strategy_pb2_grpc
+from fillpath.core.errors import InvalidArgument
+from fillpath.core.strategy import StrategySelected
+from fillpath.infra.grpc_server import ServiceBinding
+from fillpath.infra.telemetry import command_context
+from fillpath.strategy.service import SelectionRequest, Strategies, request_of
+
+
+def selection_message(selected: StrategySelected) -> strategy_pb2.SelectStrategyResponse:
+    message = strategy_pb2.SelectStrategyResponse(
+        algo_profile=selected.algo_profile,
+        algorithm=common_pb2.AlgorithmKind.ValueType(selected.algorithm.value),
+        urgency=common_pb2.Urgency.ValueType(selected.urgency.value if selected.urgency else 0),
+        params=dict(selected.params),
+        venue_preferences=selected.venue_preferences,
+        excluded_venues=selected.excluded_venues,
+        allow_dark=selected.allow_dark,
+        max_participation_bps=selected.max_participation_bps,
+    )
+    if selected.start_time is not None:
+        message.start_time.FromDatetime(selected.start_time)
+    if selected.end_time is not None:
+        message.end_time.FromDatetime(selected.end_time)
+    explanation = message.explanation
+    explanation.rule = selected.rule
+    explanation.strategy = selected.strategy
+    explanation.model_version = selected.model_version
+    explanation.text = selected.explanation
+    explanation.features.update(dict(selected.features))
+    for name, cost in selected.candidate_costs:
+        explanation.candidates.add(algo_profile=name, predicted_cost_bps=cost)
+    return message
+
+
+class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
+    def __init__(self, strategies: Strategies) -> None:
+        self._strategies = strategies
+
+    def binding(self) -> ServiceBinding:
+        return ServiceBinding(
+            name=strategy_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name,
+            add=lambda server: strategy_pb2_grpc.add_StrategyServiceServicer_to_server(
+                self, server
+            ),
+        )
+
+    def SelectStrategy(
+        self, request: strategy_pb2.SelectStrategyRequest, context: grpc.ServicerContext
+    ) -> strategy_pb2.SelectStrategyResponse:
+        return selection_message(
+            self._strategies.choose(selection_request(request), command_context(context))
+        )
+
+    # Performance tracking and the model registry come with the cost model (issue 9, next):
+    # until then these answer UNIMPLEMENTED rather than an empty list that looks like data.
+
+    def GetPerformance(
+        self, request: strategy_pb2.GetPerformanceRequest, context: grpc.ServicerContext
+    ) -> strategy_pb2.GetPerformanceResponse:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "performance tracking is not built yet")
+
+    def ListModels(
+        self, request: strategy_pb2.ListModelsRequest, context: grpc.ServicerContext
+    ) -> strategy_pb2.ListModelsResponse:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the model registry is not built yet")
+
+    def PromoteModel(
+        self, request: strategy_pb2.PromoteModelRequest, context: grpc.ServicerContext
+    ) -> strategy_pb2.PromoteModelResponse:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the model registry is not built yet")
+
+
+def selection_request(request: strategy_pb2.SelectStrategyRequest) -> SelectionRequest:
+    """Raises InvalidArgument naming the bad field."""
+    if not request.order_id:
+        raise InvalidArgument.single("order_id", "", "required")
+    return request_of(
+        request.order_id, request.account, request.symbol, request.side, request.quantity,
+        request.urgency or request.instructions.urgency, request.instructions,
+    )  # fmt: skip

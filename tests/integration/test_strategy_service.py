@@ -1,0 +1,130 @@
+"""The strategy service on the embedded platform with the market lab: an order that names no
+algorithm gets its strategy chosen from the shipped ExecutionStrategy (a `StrategySelected`
+event) and is executed as chosen, without anyone calling StartExecution; SelectStrategy answers
+with the rule that applied and its reasons, the same answer again for the same order; bad
+requests are refused with the field named and record nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from fillpath.api.v1 import algo_pb2, algo_pb2_grpc, common_pb2, oms_pb2_grpc, strategy_pb2_grpc
+from fillpath.api.v1 import strategy_pb2 as pb
+from fillpath.embedded import EmbeddedPlatform
+from fillpath.market.gateway import SimulatedGateway
+from tests.integration.lab_platform import Lab, lab_platform, submit
+from tests.polling import eventually
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[tuple[EmbeddedPlatform, SimulatedGateway, Lab]]:
+    with lab_platform(tmp_path) as platform:
+        yield platform
+
+
+def test_an_order_naming_no_algorithm_is_executed_as_the_strategy_chose(
+    desk: tuple[EmbeddedPlatform, SimulatedGateway, Lab],
+) -> None:
+    platform, gateway, clock = desk
+    assert platform.algo is not None
+    assert platform.strategy is not None
+    end = clock.now() + timedelta(minutes=3)
+    stamp = Timestamp()
+    stamp.FromDatetime(end)
+    with (
+        grpc.insecure_channel(platform.oms_address) as oms_channel,
+        grpc.insecure_channel(platform.algo_address) as algo_channel,
+    ):
+        oms = oms_pb2_grpc.OrderManagementServiceStub(oms_channel)
+        api = algo_pb2_grpc.AlgoServiceStub(algo_channel)
+        # Only a window: no algorithm, no profile.
+        order = submit(oms, "strategy-1", 3_000, common_pb2.ExecutionInstructions(end_time=stamp))
+        chosen = eventually(lambda: platform.strategy.strategies.recorded(order))
+        assert (chosen.strategy, chosen.rule, chosen.algo_profile) == (
+            "desk-default", "standard", "vwap-standard",
+        )  # fmt: skip
+        assert chosen.end_time == end
+        assert "rule standard" in chosen.explanation
+        (started,) = eventually(
+            lambda: api.ListExecutions(algo_pb2.ListExecutionsRequest()).executions
+        )
+        assert (started.order_id, started.algo_profile) == (order, "vwap-standard")
+        assert started.end_time.ToDatetime(tzinfo=UTC) == end
+        ref = algo_pb2.ExecutionRef(execution_id=started.execution_id)
+        for _ in range(300):
+            gateway.advance_to(gateway.lab.now + 1.0)
+            platform.algo.algos.tick()
+            if api.GetExecution(ref).state == algo_pb2.EXECUTION_STATE_COMPLETED:
+                break
+        assert api.GetExecution(ref).executed_quantity == 3_000
+
+
+def _select(
+    platform: EmbeddedPlatform, request: pb.SelectStrategyRequest
+) -> pb.SelectStrategyResponse:
+    with grpc.insecure_channel(platform.strategy_address) as channel:
+        response: pb.SelectStrategyResponse = strategy_pb2_grpc.StrategyServiceStub(
+            channel
+        ).SelectStrategy(request)
+        return response
+
+
+def _request(order_id: str, quantity: int, **fields: object) -> pb.SelectStrategyRequest:
+    values: dict[str, object] = {
+        "order_id": order_id, "account": "DESK-EQ", "symbol": "ACME",
+        "side": common_pb2.SIDE_BUY, "quantity": quantity,
+    }  # fmt: skip
+    return pb.SelectStrategyRequest(**{**values, **fields})  # type: ignore[arg-type]
+
+
+def test_select_strategy_names_the_rule_and_answers_the_same_again(
+    desk: tuple[EmbeddedPlatform, SimulatedGateway, Lab],
+) -> None:
+    platform, _, _ = desk
+    urgent = _select(platform, _request("what-if-1", 2_000, urgency=common_pb2.URGENCY_HIGH))
+    assert (urgent.explanation.rule, urgent.algo_profile) == ("urgent", "arrival-urgent")
+    assert urgent.urgency == common_pb2.URGENCY_HIGH
+    assert urgent.explanation.features["size_pct_adv"] == pytest.approx(2_000 / 4_500_000 * 100)
+    large = _select(platform, _request("what-if-2", 300_000))  # 6.7 % of ACME's ADV
+    assert (large.explanation.rule, large.algo_profile) == ("large-in-volume", "pov-10")
+    assert dict(large.params) == {"participation": 0.08}
+    assert large.allow_dark
+    again = _select(platform, _request("what-if-2", 10))
+    assert again == large  # recorded once: the same order gets the same answer
+
+
+def test_bad_requests_are_refused_with_the_field_named_and_record_nothing(
+    desk: tuple[EmbeddedPlatform, SimulatedGateway, Lab],
+) -> None:
+    platform, _, _ = desk
+    assert platform.strategy is not None
+    cases = (
+        (_request("bad-1", 100, symbol="NOPE"), "symbol"),
+        (_request("bad-2", 0), "quantity"),
+        (_request("bad-3", 100, urgency=9), "urgency"),
+        (_request("", 100), "order_id"),
+        (
+            _request(
+                "bad-4", 100, instructions=common_pb2.ExecutionInstructions(
+                    params={"bogus": 1.0}
+                ),
+            ),
+            "instructions.params.bogus",
+        ),
+    )  # fmt: skip
+    for request, field in cases:
+        with pytest.raises(grpc.RpcError) as refused:
+            _select(platform, request)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (refused.value.details() or ""), refused.value.details()
+        if request.order_id:
+            assert platform.strategy.strategies.recorded(request.order_id) is None
