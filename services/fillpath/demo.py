@@ -1,13 +1,15 @@
-"""`make demo`: a trading session against the market lab on the embedded platform.
+"""`make demo`: a trading session against the market lab on the embedded default.
 
-It starts everything (embedded Postgres and Redis, the OMS, the router, the algorithm engine,
-the monitor, the market lab's simulated venues), then plays a trading system: at 10:00 it
-submits parent orders, each naming the algorithm profile to work it until 10:20 (one retried,
-two refused by pre-trade checks). The engine starts each accepted order from the OMS's events —
-no one calls StartExecution — and works it slice by slice on the lab's clock: every slice routed
-by the SOR and placed through the OMS, fills flowing back from the lab's venues. A progress bar
-per order follows the executions; at 10:10 the trader raises one to high urgency. It ends with
-the orders, the executions, one order's fills by venue and the start of its audit trail,
+It starts everything (embedded Postgres and Redis, the OMS, the strategy service, the router,
+the algorithm engine, the monitor, the market lab's simulated venues), then plays a trading
+system: at 10:00 it submits parent orders that say only how urgent they are and that they are to
+be done by 10:20 — no algorithm, no profile (one retried, two refused by pre-trade checks). The
+strategy service chooses each one's AlgoProfile from the desk's ExecutionStrategy rules, and the
+engine starts it from that choice — no one calls StartExecution — and works it slice by slice on
+the lab's clock: every slice routed by the SOR and placed through the OMS, fills flowing back
+from the lab's venues. A progress bar per order follows the executions; at 10:10 the trader
+raises one to high urgency. It ends with which profile the strategy chose for each order and
+why, the orders, the executions, one order's fills by venue and the start of its audit trail,
 each order's TCA (with an HTML report), what the live monitor saw, `verify` over everything
 recorded, and a plot of the simulated day (price, spread, volume profile) as a PNG.
 """
@@ -38,6 +40,8 @@ from fillpath.api.v1 import (
     monitor_pb2_grpc,
     oms_pb2,
     oms_pb2_grpc,
+    strategy_pb2,
+    strategy_pb2_grpc,
 )
 from fillpath.core.price import Price
 from fillpath.core.session import TIMEZONE
@@ -92,9 +96,12 @@ def _table(title: str, columns: tuple[str, ...], *, left: tuple[str, ...]) -> Ta
     return table
 
 
-def _algo(profile: str, end: datetime) -> common_pb2.ExecutionInstructions:
-    """Instructions that name the profile (and so the algorithm) to work an order until `end`."""
-    instructions = common_pb2.ExecutionInstructions(algo_profile=profile)
+def _window(
+    end: datetime, urgency: common_pb2.Urgency.ValueType = C.URGENCY_UNSPECIFIED, profile: str = ""
+) -> common_pb2.ExecutionInstructions:
+    """Instructions to be done by `end`, with the order's urgency (the strategy service
+    chooses the rest unless a `profile` is named)."""
+    instructions = common_pb2.ExecutionInstructions(urgency=urgency, algo_profile=profile)
     instructions.end_time.FromDatetime(end)
     return instructions
 
@@ -124,14 +131,14 @@ def _play(console: Console, platform: EmbeddedPlatform, gateway: SimulatedGatewa
         end = lab.time_of(START + WINDOW)
         console.rule(
             f"10:00 in the lab: ACME {acme_nbbo.bid / 1e9:.2f} × {acme_nbbo.ask / 1e9:.2f}; "
-            "a trading system submits parent orders, each naming its algorithm (until 10:20)"
+            "a trading system submits parent orders to be done by 10:20, naming no algorithm"
         )
         desk = {"account": "DESK-EQ", "portfolio": "ALPHA", "time_in_force": C.TIME_IN_FORCE_DAY}
         market = {**desk, "order_type": C.ORDER_TYPE_MARKET}
         order: dict[str, object] = {
             **desk, "symbol": "ACME", "side": C.SIDE_BUY, "order_type": C.ORDER_TYPE_LIMIT,
             "quantity": 12_000, "limit_price_nanos": acme_nbbo.ask + _px("1.00"),
-            "decision_price_nanos": acme_nbbo.mid, "instructions": _algo("vwap-standard", end),
+            "decision_price_nanos": acme_nbbo.mid, "instructions": _window(end),
         }  # fmt: skip
         acme = _submit(stub, "demo-acme-1", **order).order
         retry = _submit(stub, "demo-acme-1", **order)
@@ -141,20 +148,20 @@ def _play(console: Console, platform: EmbeddedPlatform, gateway: SimulatedGatewa
         )
         glbx = _submit(
             stub, "demo-glbx-1", **market, symbol="GLBX", side=C.SIDE_SELL, quantity=40_000,
-            instructions=_algo("twap-standard", end),
+            instructions=_window(end, C.URGENCY_LOW),
         ).order  # fmt: skip
         init = _submit(
             stub, "demo-init-1", **market, symbol="INIT", side=C.SIDE_BUY, quantity=6_000,
-            instructions=_algo("is-balanced", end),
+            instructions=_window(end, C.URGENCY_HIGH),
         ).order  # fmt: skip
         umbr = _submit(
             stub, "demo-umbr-1", **market, symbol="UMBR", side=C.SIDE_BUY, quantity=800,
-            instructions=_algo("pov-10", end),
+            instructions=_window(end),
         ).order  # fmt: skip
         _submit(
             stub, "demo-umbr-2", account="DESK-QUANT", portfolio="STATARB", symbol="UMBR",
             side=C.SIDE_BUY, order_type=C.ORDER_TYPE_LIMIT, time_in_force=C.TIME_IN_FORCE_DAY,
-            quantity=1_000, limit_price_nanos=_px("312.00"), instructions=_algo("pov-10", end),
+            quantity=1_000, limit_price_nanos=_px("312.00"), instructions=_window(end),
         )  # fmt: skip
         _submit(
             stub, "demo-init-2", **desk, symbol="INIT", side=C.SIDE_BUY,
@@ -163,15 +170,16 @@ def _play(console: Console, platform: EmbeddedPlatform, gateway: SimulatedGatewa
         worked = [
             Worked(o.terms.symbol, o.terms.order_id, f"{o.terms.symbol} {label}")
             for o, label in (
-                (acme, "buy 12,000 · VWAP"), (glbx, "sell 40,000 · TWAP"),
-                (init, "buy 6,000 · IS"), (umbr, "buy 800 · POV 10 %"),
+                (acme, "buy 12,000"), (glbx, "sell 40,000 · low"),
+                (init, "buy 6,000 · high"), (umbr, "buy 800"),
             )
         ]  # fmt: skip
         console.rule(
-            "The algorithm engine works them: every slice routed by the SOR and placed through "
-            "the OMS on the lab's venues"
+            "The strategy service chooses each one's profile; the algorithm engine works them: "
+            "every slice routed by the SOR and placed through the OMS on the lab's venues"
         )
         _work(console, platform, gateway, algos, worked)
+        console.print(_strategy_table(platform, stub, worked))
 
         listing = stub.ListOrders(oms_pb2.ListOrdersRequest(sort=oms_pb2.ORDER_SORT_CREATED_ASC))
         console.print(orders_table(list(listing.orders), "Parent orders"))
@@ -195,7 +203,7 @@ def _work(
     worked: list[Worked],
 ) -> None:
     """Runs the lab a second at a time, the engine's timer after each, with a progress bar per
-    order, until every execution has ended; at 10:10 the trader hurries the GLBX TWAP."""
+    order, until every execution has ended; at 10:10 the trader hurries the GLBX sale."""
     assert platform.algo is not None  # the demo runs the engine in process, on the lab's clock
     engine = platform.algo.algos
     lab = gateway.lab
@@ -229,7 +237,7 @@ def _work(
                     ),
                     metadata=((ACTOR_KEY, "demo-trader"),),
                 )
-                progress.console.print("10:10: the trader raises the GLBX TWAP to HIGH urgency")
+                progress.console.print("10:10: the trader raises the GLBX sale to HIGH urgency")
             if int(lab.now) % 5 and lab.now < START + WINDOW:
                 continue
             executions = _executions(algos)
@@ -249,6 +257,35 @@ ENDED = (
     algo_pb2.EXECUTION_STATE_CANCELED,
     algo_pb2.EXECUTION_STATE_FAILED,
 )
+
+
+def _strategy_table(
+    platform: EmbeddedPlatform, oms: oms_pb2_grpc.OrderManagementServiceStub, worked: list[Worked]
+) -> Table:
+    """What StrategyService chose for each order, and why (asking again for an order answers
+    with the choice it recorded)."""
+    table = _table(
+        "Strategy choices (StrategyService)",
+        ("order", "rule", "profile", "urgency", "why"),
+        left=("order", "rule", "profile", "urgency", "why"),
+    )
+    with grpc.insecure_channel(platform.strategy_address) as channel:
+        strategy = strategy_pb2_grpc.StrategyServiceStub(channel)
+        for w in worked:
+            terms = oms.GetOrder(oms_pb2.GetOrderRequest(order_id=w.order_id)).order.terms
+            order = strategy_pb2.SelectStrategyRequest(
+                order_id=w.order_id, account=terms.account, symbol=terms.symbol,
+                side=terms.side, quantity=terms.quantity, instructions=terms.instructions,
+            )  # fmt: skip
+            chosen = strategy.SelectStrategy(order, timeout=5)
+            table.add_row(
+                w.label, chosen.explanation.rule or "(default)", chosen.algo_profile,
+                C.Urgency.Name(chosen.urgency).removeprefix("URGENCY_")
+                if chosen.urgency
+                else "profile's",
+                chosen.explanation.text,
+            )  # fmt: skip
+    return table
 
 
 def _executions(algos: algo_pb2_grpc.AlgoServiceStub) -> list[algo_pb2.Execution]:

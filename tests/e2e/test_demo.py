@@ -1,6 +1,7 @@
-"""`make demo` works parent orders with the algorithms they name, through the router and the
-OMS, against the market lab on the embedded default; ends with each order's TCA, a clean verify
-and a plot of the simulated day."""
+"""`make demo` works parent orders that name no algorithm with the profiles the strategy service
+chooses, through the router and the OMS, against the market lab on the embedded default; ends
+with the choices and their reasons, each order's TCA, a clean verify and a plot of the
+simulated day."""
 
 from __future__ import annotations
 
@@ -19,12 +20,25 @@ def test_demo_runs_the_whole_session_and_the_books_verify(tmp_path: Path) -> Non
     assert "duplicate=True, same order True" in result.output
     for expected in ("RESTRICTED_SYMBOL", "PRICE_COLLAR", "Audit trail of"):
         assert expected in result.output
-    # Each order named its algorithm; the engine worked all four to the end of their window,
-    # placing the children itself (the OMS records who placed them).
+    # No order named its algorithm: the strategy service chose by the desk's rules (urgency
+    # low → patient, high → urgent, else standard), with its reasons, and the engine worked each
+    # as chosen to the end of its window, placing the children itself (the OMS records who).
+    choices = result.output[result.output.index("Strategy choices") :]
+    choices = choices[: choices.index("Parent orders")]
+    for order, rule, profile in (
+        ("ACME buy 12,000", "standard", "vwap-standard"),
+        ("GLBX sell 40,000", "patient", "twap-standard"),
+        ("INIT buy 6,000", "urgent", "arrival-urgent"),
+        ("UMBR buy 800", "standard", "vwap-standard"),
+    ):
+        (row,) = [line for line in choices.splitlines() if order in line]
+        assert f" {rule} " in row
+        assert profile in row
+        assert f"rule {rule} (" in row  # the why
     executions = result.output[result.output.index("Algorithm executions") :]
     executions = executions[: executions.index("fills by venue")]
     for algorithm, profile in (("VWAP", "vwap-standard"), ("TWAP", "twap-standard"),
-                               ("IS", "is-balanced"), ("POV", "pov-10")):  # fmt: skip
+                               ("ARRIVAL", "arrival-urgent")):  # fmt: skip
         assert f" {algorithm} " in executions
         assert profile in executions
     assert executions.count("COMPLETED") == 4

@@ -12,8 +12,8 @@ cost model reads (`Features.values`, in `FEATURES` order):
 - momentum_bps: the mid's move over the last five minutes, positive when it runs against the
   order (up for a buy);
 - minutes_to_close;
-- regime_volatility / regime_liquidity: −1, 0 or +1 (calm / usual / stormy; deep / usual /
-  thin) — the market-regime label (`Features.regime`, e.g. ``stormy-thin``).
+- regime_volatility / regime_liquidity: −1, 0 or +1 (calm / normal / stormy; deep / normal /
+  thin) — the market-regime label (`Features.regime`, volatility/liquidity: ``stormy/thin``).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ THIN_VOLUME, DEEP_VOLUME = 0.7, 1.4
 """Volume so far over expected below which liquidity is thin, above which it is deep."""
 THIN_SPREAD = 1.6
 """A spread this many times its usual level makes liquidity thin whatever the volume."""
-VOLATILITY_NAMES = {-1: "calm", 0: "usual", 1: "stormy"}
-LIQUIDITY_NAMES = {-1: "deep", 0: "usual", 1: "thin"}
+VOLATILITY_NAMES = {-1: "calm", 0: "normal", 1: "stormy"}
+LIQUIDITY_NAMES = {-1: "deep", 0: "normal", 1: "thin"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,7 +68,7 @@ class Features:
     def regime(self) -> str:
         volatility = VOLATILITY_NAMES[int(self.values["regime_volatility"])]
         liquidity = LIQUIDITY_NAMES[int(self.values["regime_liquidity"])]
-        return f"{volatility}-{liquidity}"
+        return f"{volatility}/{liquidity}"
 
     def vector(self) -> list[float]:
         return [self.values[name] for name in FEATURES]

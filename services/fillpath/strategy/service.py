@@ -397,9 +397,12 @@ def _explain(
 ) -> str:
     if request.algo_profile:
         return f"the order names {chosen.name}"
+    values = found.values
     why = (
-        f"rule {rule.name}" if rule.name else f"no rule matched: {rule.strategy}'s default"
-    ) + f" ({found.regime} market, {found.values['size_pct_adv']:.2f}% ADV)"
+        (f"rule {rule.name}" if rule.name else f"no rule matched: {rule.strategy}'s default")
+        + f" ({values['size_pct_adv']:.2f}% ADV, spread {values['spread_bps']:.1f} bps, "
+        f"regime {found.regime})"
+    )
     if ranking is None:
         return f"{why} → {chosen.name}"
     costs = ", ".join(
