@@ -29,6 +29,7 @@ from fillpath.bench.monitor import run_monitor_bench
 from fillpath.bench.oms import run_oms_bench
 from fillpath.bench.sor import run_sor_bench
 from fillpath.bench.sor_quality import run_sor_quality
+from fillpath.bench.strategy import models_table, run_quality, run_strategy_bench, run_training
 from fillpath.core.errors import FillpathError
 from fillpath.demo import run_demo
 from fillpath.embedded import start_platform
@@ -59,6 +60,8 @@ from fillpath.oms.cli import console, orders
 from fillpath.oms.main import order_codec
 from fillpath.oms.projection import OMS_MIGRATIONS, rebuild
 from fillpath.oms.verify import verify as verify_streams
+from fillpath.strategy.registry import Registry
+from fillpath.strategy.service import STRATEGY_MIGRATIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -505,6 +508,59 @@ def algos_plan(
 
 
 @main.group()
+def strategy() -> None:
+    """Execution strategy: the cost model and its registry."""
+
+
+@contextmanager
+def _registry(settings: Settings) -> Iterator[Registry]:
+    dsn = _pg_dsn(settings)
+    migrate(dsn, [STRATEGY_MIGRATIONS])
+    pool = open_pool(dsn, 1, name="strategy-cli")
+    try:
+        yield Registry(pool)
+    finally:
+        pool.close()
+
+
+@strategy.command(name="train")
+@_storage_options
+@click.option("--scenarios", type=click.IntRange(5, 100_000), default=200, show_default=True,
+              help="Randomised lab scenarios, each run by every candidate.")  # fmt: skip
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Draws the scenarios and seeds the fit (same seed, same model).")  # fmt: skip
+@click.option("--promote", is_flag=True, help="Promote the model once it is stored.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def strategy_train(scenarios: int, seed: int, promote: bool, as_json: bool, **options: Any) -> None:
+    """Generate training data on the market lab (every candidate profile in randomised
+    scenarios), fit the cost model and store it in the registry with its metrics."""
+    settings = _settings(**options)
+    with _errors():
+        run_training(
+            console, count=scenarios, seed=seed, dsn=_pg_dsn(settings), promote=promote,
+            as_json=as_json,
+        )  # fmt: skip
+
+
+@strategy.command(name="list")
+@_storage_options
+def strategy_list(**options: Any) -> None:
+    """The models in the registry, newest first, with their training metrics."""
+    with _errors(), _registry(_settings(**options)) as registry:
+        console.print(models_table(registry.list()))
+
+
+@strategy.command(name="promote")
+@_storage_options
+@click.argument("version")
+def strategy_promote(version: str, **options: Any) -> None:
+    """Make VERSION the model the strategy service ranks with (it loads it within seconds)."""
+    with _errors(), _registry(_settings(**options)) as registry:
+        info = registry.promote(version)
+    console.print(f"promoted {info.version}")
+
+
+@main.group()
 def bench() -> None:
     """Measure speed; figures are reported beside a baseline measured in the same run."""
 
@@ -615,6 +671,39 @@ def bench_algos(
         )  # fmt: skip
         return
     run_algos_bench(console, steps=steps, as_json=as_json)
+
+
+@bench.command(name="strategy")
+@_storage_options
+@click.option("--quality", is_flag=True,
+              help="Instead: the selection's cost on held-out lab scenarios.")  # fmt: skip
+@click.option("--scenarios", type=click.IntRange(5, 100_000), default=60, show_default=True,
+              help="With --quality: held-out scenarios.")  # fmt: skip
+@click.option("--seed", type=int, default=2, show_default=True,
+              help="With --quality: draws the held-out scenarios.")  # fmt: skip
+@click.option("--version", help="The model to judge or serve [default: the promoted one].")
+@click.option("--rate", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="SelectStrategy calls per second offered.")  # fmt: skip
+@click.option("--duration", type=click.FloatRange(1, 3_600), default=20.0, show_default=True,
+              help="Seconds of load.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench_strategy(
+    quality: bool, scenarios: int, seed: int, version: str | None, rate: int, duration: float,
+    as_json: bool, **options: Any,
+) -> None:  # fmt: skip
+    """SelectStrategy latency through gRPC (every call a choice recorded in Postgres), beside a
+    bare gRPC echo, with the registry's model loaded. With --quality: on held-out lab
+    scenarios, the mean cost of the learned selection, of the rules alone and of the best
+    single profile, and how often each was the cheapest candidate."""
+    with _errors(), _registry(_settings(**options)) as registry:
+        chosen = version or registry.promoted_version()
+        if chosen is None:
+            raise click.UsageError("no model promoted: run `fillpath strategy train --promote`")
+        model = registry.load(chosen)
+    if quality:
+        run_quality(console, count=scenarios, seed=seed, model=model, as_json=as_json)
+        return
+    run_strategy_bench(console, model=model, rate=rate, duration=duration, as_json=as_json)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ requests are refused with the field named and record nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -19,6 +20,8 @@ from fillpath.api.v1 import algo_pb2, algo_pb2_grpc, common_pb2, oms_pb2_grpc, s
 from fillpath.api.v1 import strategy_pb2 as pb
 from fillpath.embedded import EmbeddedPlatform
 from fillpath.market.gateway import SimulatedGateway
+from fillpath.strategy.features import FEATURES
+from fillpath.strategy.model import LearnedModel, Sample, fit
 from tests.integration.lab_platform import Lab, lab_platform, submit
 from tests.polling import eventually
 
@@ -128,3 +131,57 @@ def test_bad_requests_are_refused_with_the_field_named_and_record_nothing(
         assert field in (refused.value.details() or ""), refused.value.details()
         if request.order_id:
             assert platform.strategy.strategies.recorded(request.order_id) is None
+
+
+def _model(version: str, cheapest: str) -> LearnedModel:
+    """A model fitted on synthetic samples in which `cheapest` costs 1 bps and every other
+    candidate of the standard rule 5, whatever the features (spread wide enough that any
+    market is inside what it saw)."""
+    rng = np.random.default_rng(3)
+    found = []
+    for i in range(60):
+        values = {name: float(rng.uniform(-1_000, 1_000)) for name in FEATURES}
+        for profile in ("vwap-standard", "twap-standard", "is-balanced", "pov-10"):
+            cost = (1.0 if profile == cheapest else 5.0) + float(rng.normal(0, 0.1))
+            found.append(Sample(scenario=i, features=values, profile=profile, cost_bps=cost))
+    return fit(found, seed=1, version=version, trained_at=datetime(2026, 11, 20, tzinfo=UTC))
+
+
+def test_a_promoted_model_chooses_among_the_rules_candidates_and_is_hot_loaded(
+    desk: tuple[EmbeddedPlatform, SimulatedGateway, Lab],
+) -> None:
+    platform, _, _ = desk
+    assert platform.strategy is not None
+    registry = platform.strategy.registry
+    registry.save(_model("m-twap", "twap-standard"))
+    registry.save(_model("m-pov", "pov-10"))
+    before = _select(platform, _request("model-0", 2_000))
+    assert (before.algo_profile, before.explanation.model_version) == ("vwap-standard", "")
+    with grpc.insecure_channel(platform.strategy_address) as channel:
+        stub = strategy_pb2_grpc.StrategyServiceStub(channel)
+        promoted = stub.PromoteModel(pb.PromoteModelRequest(version="m-twap")).model
+        assert (promoted.version, promoted.promoted) == ("m-twap", True)
+        assert list(promoted.features) == list(FEATURES)
+        listed = {m.version: m.promoted for m in stub.ListModels(pb.ListModelsRequest()).models}
+        assert listed == {"m-twap": True, "m-pov": False}
+        with pytest.raises(grpc.RpcError) as missing:
+            stub.PromoteModel(pb.PromoteModelRequest(version="m-nope"))
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    chosen = _select(platform, _request("model-1", 2_000))
+    assert (chosen.explanation.rule, chosen.algo_profile) == ("standard", "twap-standard")
+    assert chosen.explanation.model_version == "m-twap"
+    costs = {c.algo_profile: c.predicted_cost_bps for c in chosen.explanation.candidates}
+    assert set(costs) == {"vwap-standard", "twap-standard", "is-balanced", "pov-10"}
+    assert costs["twap-standard"] == pytest.approx(1.0, abs=0.3)
+    assert "model m-twap" in chosen.explanation.text
+    # Promoted behind the service's back (another replica, `fillpath strategy promote`): the
+    # service notices on its next look at the registry.
+    registry.promote("m-pov")
+    switched = eventually(
+        lambda: (
+            platform.strategy.strategies.model is not None
+            and platform.strategy.strategies.model.version == "m-pov"
+        )
+    )
+    assert switched
+    assert _select(platform, _request("model-2", 2_000)).algo_profile == "pov-10"

@@ -28,7 +28,7 @@ from fillpath.core.executions import (
     SliceCancelRequested,
     SliceSent,
 )
-from fillpath.core.market import Calendar, MarketView
+from fillpath.core.market import Calendar, MarketSnapshot, MarketView
 from fillpath.core.parent_order import ParentOrder
 from fillpath.core.price import Price
 from fillpath.sor.market import NANOS
@@ -64,6 +64,8 @@ class Run:
     slice_of: dict[str, int] = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)
     arrival: tuple[float, int, int] = (0.0, 0, 0)  # seconds, bid, ask
+    market: MarketSnapshot | None = None
+    """The market as the session's view saw it when the order arrived."""
     ended: float | None = None
     track: list[tuple[float, int]] = field(default_factory=list)
     """(seconds since the open, executed) after every step."""
@@ -86,10 +88,16 @@ class AlgoSession:
         self.runs: list[Run] = []
 
     def run(
-        self, orders: Sequence[AlgoOrder], on_step: Callable[[Run], None] | None = None
+        self,
+        orders: Sequence[AlgoOrder],
+        on_step: Callable[[Run], None] | None = None,
+        *,
+        warm_up: float = 0.0,
     ) -> list[Run]:
         """Executes `orders` (each from its start) until every one has ended or the session
-        closes; `on_step` sees each live run after every step (progress bars)."""
+        closes; `on_step` sees each live run after every step (progress bars). The lab runs in
+        one stride to `warm_up` seconds before an order's start (its market data conflated),
+        then a step at a time, so the view has seen that much of the market at the start."""
         pending = sorted(orders, key=lambda o: o.start)
         active: list[Run] = []
         close = self.desk.config.session_seconds
@@ -97,7 +105,7 @@ class AlgoSession:
         while now < close and (pending or active):
             now = min(now + STEP, close)
             if pending and not active:
-                now = max(now, min(pending[0].start, close))
+                now = max(now, min(pending[0].start - warm_up, close))
             self._step(now, active)
             while pending and pending[0].start <= now:
                 active.append(self._start(pending.pop(0)))
@@ -119,8 +127,11 @@ class AlgoSession:
         desk = self.desk
         reports = desk.advance(until)
         feed = desk.feed
-        for at, bid, ask in feed.quotes[self._quotes :]:
-            self.view.on_quote(self.open + at, round(bid * NANOS), round(ask * NANOS))
+        quotes = zip(feed.quotes[self._quotes :], feed.sizes[self._quotes :], strict=True)
+        for (at, bid, ask), (bid_size, ask_size) in quotes:
+            self.view.on_quote(
+                self.open + at, round(bid * NANOS), round(ask * NANOS), bid_size, ask_size
+            )
         for at, quantity, _ in feed.trades[self._trades :]:
             self.view.on_trade(self.open + at, quantity)
         self._quotes, self._trades = len(feed.quotes), len(feed.trades)
@@ -177,6 +188,7 @@ class AlgoSession:
         run = Run(order=order, parent=parent, execution=execution, events=list(events))
         snapshot = self.view.snapshot(at.timestamp())
         run.arrival = (desk.seconds(at), snapshot.bid, snapshot.ask)
+        run.market = snapshot
         self.runs.append(run)
         return run
 
@@ -255,11 +267,22 @@ def step_to(desk: LabDesk, until: float) -> None:
         desk.advance(t)
 
 
-def undisturbed(symbol: str, seed: int, redis_url: str, start: float, until: float) -> MidPath:
+def undisturbed(
+    symbol: str,
+    seed: int,
+    redis_url: str,
+    start: float,
+    until: float,
+    *,
+    warm_up: float = 0.0,
+    volatility: float = 1.0,
+    liquidity: float = 1.0,
+) -> MidPath:
     """The mid of the session `seed` with no order of ours, stepped as an `AlgoSession` whose
-    first order starts at `start`: what the market would have done without us."""
-    desk = LabDesk(symbol, seed, redis_url)
-    desk.advance(start)  # as AlgoSession does: to the first start at once
+    first order starts at `start` (after `warm_up`, in the same regime): what the market would
+    have done without us."""
+    desk = LabDesk(symbol, seed, redis_url, volatility=volatility, liquidity=liquidity)
+    desk.advance(start - warm_up)  # as AlgoSession does: to the first start at once
     step_to(desk, until)
     return MidPath.of(desk)
 

@@ -65,6 +65,7 @@ class Feed:
         self._book = book
         self._learner = learner
         self.quotes: list[tuple[float, float, float]] = []  # seconds, bid, ask (currency)
+        self.sizes: list[tuple[int, int]] = []  # each quote's bid and ask size
         self.trades: list[tuple[float, int, float]] = []  # seconds, quantity, price
 
     def publish(self, messages: Sequence[BusMessage]) -> None:
@@ -78,6 +79,7 @@ class Feed:
                 if q.bid_price_nanos > 0 and q.ask_price_nanos > 0:
                     at = q.exchange_time_unix_nanos / NANOS - self._open
                     self.quotes.append((at, q.bid_price_nanos / NANOS, q.ask_price_nanos / NANOS))
+                    self.sizes.append((q.bid_size, q.ask_size))
             elif kind == "trade_printed":
                 t = envelope.trade_printed
                 at = t.exchange_time_unix_nanos / NANOS - self._open
@@ -110,12 +112,28 @@ class LabDesk:
     """One lab session of one instrument, with the router and the OMS model around it."""
 
     def __init__(
-        self, symbol: str, seed: int, redis_url: str, *, leakage_guard: bool = True
+        self,
+        symbol: str,
+        seed: int,
+        redis_url: str,
+        *,
+        leakage_guard: bool = True,
+        volatility: float = 1.0,
+        liquidity: float = 1.0,
     ) -> None:
+        """`volatility` and `liquidity` scale the lab's daily volatility and volume of the
+        instrument (a market regime) away from its reference data, which the router and the
+        algorithms go on reading."""
         reference = load_reference_data()
         self.symbol = symbol
         self.config = LabConfig(seed=seed)
-        self.lab = lab_for(self.config, reference.instruments, lab_parameters(), [symbol])
+        instrument = reference.instruments[symbol]
+        simulated = replace(
+            instrument,
+            daily_volatility=instrument.daily_volatility * volatility,
+            adv=round(instrument.adv * liquidity),
+        )
+        self.lab = lab_for(self.config, {symbol: simulated}, lab_parameters(), [symbol])
         self.instrument = reference.instruments[symbol]
         self.instruments = reference.instruments
         specs = load_venue_specs(None)

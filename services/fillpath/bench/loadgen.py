@@ -17,18 +17,21 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
 
+from fillpath.bench.cpu import tree_cpu_seconds
 from fillpath.bench.stats import Samples
 from fillpath.infra.cache import cache_dir
 
 GHZ_MODULE = "github.com/bojand/ghz/cmd/ghz"
+ECHO = json.dumps({"payload": "Zmlsb3BhdGg="})
+"""A request of the bare echo (fillpath.bench.echo), the baseline of every gRPC benchmark."""
 GHZ_VERSION = "v0.121.0"
 _CLOSED_BY_GHZ = "use of closed network connection"
 
@@ -137,3 +140,44 @@ def run_ghz(
         else:
             samples.add(detail["latency"] / 1e9)
     return LoadResult(samples=samples, rate_achieved=report["rps"], calls=report["count"])
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A server under load: its name in the figures, pid, address, method and JSON request."""
+
+    name: str
+    pid: int
+    address: str
+    method: str
+    data: str
+
+
+def against_echo(
+    protoset: Path,
+    targets: list[Target],
+    *,
+    rate: int,
+    duration: float,
+    postgres_pid: int,
+    status: Callable[[str], AbstractContextManager[object]],
+) -> dict[str, dict[str, float]]:
+    """Each target (the bare echo among them) at `rate` calls/s for `duration` s after a
+    warm-up of a second's calls: latency, the rate achieved, and the CPU its process tree and
+    Postgres spent per call."""
+    results: dict[str, dict[str, float]] = {}
+    calls = int(rate * duration)
+    for t in targets:
+        with status(f"{t.name}: warming up, then {rate}/s for {duration:g}s…"):
+            run_ghz(protoset, t.address, t.method, t.data, rate=rate, calls=min(calls, rate))
+            cpu = tree_cpu_seconds(t.pid), tree_cpu_seconds(postgres_pid)
+            load = run_ghz(protoset, t.address, t.method, t.data, rate=rate, calls=calls)
+            used = tree_cpu_seconds(t.pid) - cpu[0], tree_cpu_seconds(postgres_pid) - cpu[1]
+        results[t.name] = {
+            "rate_per_s": rate,
+            "rate_achieved_per_s": round(load.rate_achieved, 1),
+            **load.samples.summary_ms(),
+            "server_cpu_ms_per_call": 1000 * used[0] / load.calls,
+            "postgres_cpu_ms_per_call": 1000 * used[1] / load.calls,
+        }
+    return results

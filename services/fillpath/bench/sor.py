@@ -31,8 +31,15 @@ from rich.console import Console
 from rich.table import Table
 
 from fillpath.api.v1 import diagnostics_pb2, routing_pb2
-from fillpath.bench.cpu import postgres_pid, tree_cpu_seconds
-from fillpath.bench.loadgen import GHZ_VERSION, ghz_binary, protoset_file, run_ghz
+from fillpath.bench.cpu import postgres_pid
+from fillpath.bench.loadgen import (
+    ECHO,
+    GHZ_VERSION,
+    Target,
+    against_echo,
+    ghz_binary,
+    protoset_file,
+)
 from fillpath.bench.stats import Samples
 from fillpath.infra.postgres.embedded import start_embedded_postgres
 from fillpath.infra.redis.embedded import start_embedded_redis
@@ -105,7 +112,6 @@ _ROUTE = json.dumps(
         "allow_dark": True,
     }
 )
-_ECHO = json.dumps({"payload": "Zmlsb3BhdGg="})
 
 
 def _grpc_latency(
@@ -114,7 +120,6 @@ def _grpc_latency(
     """Route and echo latency at `rate` calls/s for `duration` s each, after a warm-up."""
     with console.status(f"building the load generator (ghz {GHZ_VERSION}, first run only)…"):
         ghz_binary()
-    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="fillpath-bench-sor-") as scratch:
         root = Path(scratch)
         config = root / "config"
@@ -135,26 +140,18 @@ def _grpc_latency(
             router = spawn_service("fillpath.bench.sor_server", env, log_file=root / "sor.log")
             echo = spawn_service("fillpath.bench.echo", {}, log_file=root / "echo.log")
         try:
-            calls = int(rate * duration)
-            database = postgres_pid(postgres.data_dir)
             with protoset_file([routing_pb2.DESCRIPTOR, diagnostics_pb2.DESCRIPTOR]) as protoset:
-                for name, server, method, data in (
-                    ("echo", echo, "fillpath.v1.EchoService.Echo", _ECHO),
-                    ("route", router, "fillpath.v1.RoutingService.Route", _ROUTE),
-                ):
-                    pid, address = server.process.pid, server.address
-                    with console.status(f"{name}: warming up, then {rate}/s for {duration:g}s…"):
-                        run_ghz(protoset, address, method, data, rate=rate, calls=min(calls, rate))
-                        cpu = tree_cpu_seconds(pid), tree_cpu_seconds(database)
-                        load = run_ghz(protoset, address, method, data, rate=rate, calls=calls)
-                        used = tree_cpu_seconds(pid) - cpu[0], tree_cpu_seconds(database) - cpu[1]
-                    results[name] = {
-                        "rate_per_s": rate,
-                        "rate_achieved_per_s": round(load.rate_achieved, 1),
-                        **load.samples.summary_ms(),
-                        "server_cpu_ms_per_call": 1000 * used[0] / load.calls,
-                        "postgres_cpu_ms_per_call": 1000 * used[1] / load.calls,
-                    }
+                results: dict[str, Any] = against_echo(
+                    protoset,
+                    [
+                        Target("echo", echo.process.pid, echo.address,
+                               "fillpath.v1.EchoService.Echo", ECHO),
+                        Target("route", router.process.pid, router.address,
+                               "fillpath.v1.RoutingService.Route", _ROUTE),
+                    ],
+                    rate=rate, duration=duration, postgres_pid=postgres_pid(postgres.data_dir),
+                    status=console.status,
+                )  # fmt: skip
         finally:
             echo.stop()
             router.stop()

@@ -120,6 +120,10 @@ class StrategySettings:
     address: str = "127.0.0.1:50091"
     """Where the strategy service's gRPC server (StrategyService) listens."""
 
+    model_poll_interval: float = 5.0
+    """Seconds between looks at the model registry for a newly promoted cost model (0: only
+    at start)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SorSettings:
@@ -217,7 +221,10 @@ class Settings:
                 address=get("ALGO_ADDRESS", "127.0.0.1:50081"),
                 tick_interval=float(get("ALGO_TICK_INTERVAL", "1.0")),
             ),
-            strategy=StrategySettings(address=get("STRATEGY_ADDRESS", "127.0.0.1:50091")),
+            strategy=StrategySettings(
+                address=get("STRATEGY_ADDRESS", "127.0.0.1:50091"),
+                model_poll_interval=float(get("STRATEGY_MODEL_POLL_INTERVAL", "5.0")),
+            ),
             trace_to_console=get("TRACE_CONSOLE") in ("1", "true", "yes"),
         )
 
@@ -256,6 +263,7 @@ class Settings:
             "ALGO_ADDRESS": self.algo.address,
             "ALGO_TICK_INTERVAL": str(self.algo.tick_interval),
             "STRATEGY_ADDRESS": self.strategy.address,
+            "STRATEGY_MODEL_POLL_INTERVAL": str(self.strategy.model_poll_interval),
             "TRACE_CONSOLE": "1" if self.trace_to_console else "",
         }
         if self.config_dir is not None:

@@ -4,12 +4,15 @@
 events, the market data); the embedded platform calls `start_strategy` with its in-process bus.
 On start it loads the policy from executionstrategies.yaml (checked against the AlgoProfiles of
 algoprofiles.yaml in the same folder), logs every rule that can never match or is shadowed,
-then prints one line, ``fillpath-strategy listening on <host:port>``.
+loads the promoted cost model from the registry (and again whenever another is promoted: it
+looks every `model_poll_interval` seconds), then prints one line,
+``fillpath-strategy listening on <host:port>``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +35,8 @@ from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.resources import load_algo_profiles, load_resources
 from fillpath.infra.service_main import serve_on_pulsar
 from fillpath.infra.settings import Settings
+from fillpath.strategy.choice import Chooser
+from fillpath.strategy.registry import Registry, refresh_model
 from fillpath.strategy.rules import Finding, Policy, check, policy_of
 from fillpath.strategy.service import STRATEGY_MIGRATIONS, Strategies
 from fillpath.strategy.servicer import StrategyServicer
@@ -71,13 +76,24 @@ def load_policy(
 class StrategyRuntime:
     pool: ConnectionPool[Any]
     strategies: Strategies
+    registry: Registry
     server: RunningServer
+    stopped: threading.Event
+    poller: threading.Thread | None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.server.port}"
 
+    def refresh_model(self) -> None:
+        """Loads the promoted model if it is not the one in use (none promoted: the rules
+        alone)."""
+        refresh_model(self.strategies, self.registry)
+
     def stop(self, grace: float = 2.0) -> None:
+        self.stopped.set()
+        if self.poller is not None:
+            self.poller.join(timeout=10)
         self.server.stop(grace)
         self.pool.close()
 
@@ -101,13 +117,33 @@ def start_strategy(
         log.warning("rule %s %s", finding.rule, finding.problem)
     pool = open_pool(pg_dsn, 4, name="strategy")
     store = PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock())
-    strategies = Strategies(
-        store, policy, profiles, reference.instruments, now or SystemClock().now
-    )
+    chooser = Chooser(policy, profiles, reference.instruments)
+    strategies = Strategies(store, chooser, now or SystemClock().now)
+    registry = Registry(pool)
+    refresh_model(strategies, registry)
     strategies.subscribe(bus)
-    server = create_server(settings.strategy.address, [StrategyServicer(strategies).binding()])
+    server = create_server(
+        settings.strategy.address, [StrategyServicer(strategies, registry).binding()]
+    )
     server.server.start()
-    return StrategyRuntime(pool=pool, strategies=strategies, server=server)
+    stopped = threading.Event()
+    poller = None
+    interval = settings.strategy.model_poll_interval
+    if interval > 0:
+
+        def poll() -> None:
+            while not stopped.wait(interval):
+                try:
+                    refresh_model(strategies, registry)
+                except Exception:
+                    log.exception("looking for a newly promoted cost model failed")
+
+        poller = threading.Thread(target=poll, name="strategy-models", daemon=True)
+        poller.start()
+    return StrategyRuntime(
+        pool=pool, strategies=strategies, registry=registry, server=server, stopped=stopped,
+        poller=poller,
+    )  # fmt: skip
 
 
 def main() -> None:

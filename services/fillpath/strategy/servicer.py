@@ -14,7 +14,9 @@ from fillpath.core.errors import InvalidArgument
 from fillpath.core.strategy import StrategySelected
 from fillpath.infra.grpc_server import ServiceBinding
 from fillpath.infra.telemetry import command_context
-from fillpath.strategy.service import SelectionRequest, Strategies, request_of
+from fillpath.strategy.choice import SelectionRequest, request_of
+from fillpath.strategy.registry import ModelInfo, Registry, refresh_model
+from fillpath.strategy.service import Strategies
 
 
 def selection_message(selected: StrategySelected) -> strategy_pb2.SelectStrategyResponse:
@@ -43,9 +45,19 @@ def selection_message(selected: StrategySelected) -> strategy_pb2.SelectStrategy
     return message
 
 
+def model_message(info: ModelInfo) -> strategy_pb2.ModelInfo:
+    message = strategy_pb2.ModelInfo(
+        version=info.version, promoted=info.promoted, metrics=info.metrics,
+        features=list(info.features),
+    )  # fmt: skip
+    message.trained_at.FromDatetime(info.trained_at)
+    return message
+
+
 class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
-    def __init__(self, strategies: Strategies) -> None:
+    def __init__(self, strategies: Strategies, registry: Registry) -> None:
         self._strategies = strategies
+        self._registry = registry
 
     def binding(self) -> ServiceBinding:
         return ServiceBinding(
@@ -62,8 +74,8 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
             self._strategies.choose(selection_request(request), command_context(context))
         )
 
-    # Performance tracking and the model registry come with the cost model (issue 9, next):
-    # until then these answer UNIMPLEMENTED rather than an empty list that looks like data.
+    # Performance tracking comes next: until then it answers UNIMPLEMENTED rather than an
+    # empty list that looks like data.
 
     def GetPerformance(
         self, request: strategy_pb2.GetPerformanceRequest, context: grpc.ServicerContext
@@ -73,12 +85,20 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
     def ListModels(
         self, request: strategy_pb2.ListModelsRequest, context: grpc.ServicerContext
     ) -> strategy_pb2.ListModelsResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the model registry is not built yet")
+        return strategy_pb2.ListModelsResponse(
+            models=[model_message(m) for m in self._registry.list()]
+        )
 
     def PromoteModel(
         self, request: strategy_pb2.PromoteModelRequest, context: grpc.ServicerContext
     ) -> strategy_pb2.PromoteModelResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the model registry is not built yet")
+        """Promotes a stored model (NOT_FOUND naming it otherwise); the service ranks with it
+        from the next choice on."""
+        if not request.version:
+            raise InvalidArgument.single("version", "", "required")
+        info = self._registry.promote(request.version)
+        refresh_model(self._strategies, self._registry)
+        return strategy_pb2.PromoteModelResponse(model=model_message(info))
 
 
 def selection_request(request: strategy_pb2.SelectStrategyRequest) -> SelectionRequest:
