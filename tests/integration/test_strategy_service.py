@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from fillpath.api.v1 import algo_pb2, algo_pb2_grpc, common_pb2, oms_pb2_grpc, strategy_pb2_grpc
+from fillpath.api.v1 import (
+    algo_pb2,
+    algo_pb2_grpc,
+    common_pb2,
+    oms_pb2,
+    oms_pb2_grpc,
+    strategy_pb2_grpc,
+)
 from fillpath.api.v1 import strategy_pb2 as pb
 from fillpath.embedded import EmbeddedPlatform
 from fillpath.market.gateway import SimulatedGateway
@@ -69,6 +76,22 @@ def test_an_order_naming_no_algorithm_is_executed_as_the_strategy_chose(
             if api.GetExecution(ref).state == algo_pb2.EXECUTION_STATE_COMPLETED:
                 break
         assert api.GetExecution(ref).executed_quantity == 3_000
+        # Performance tracking: once the order has ended, its realised cost against the arrival
+        # mid the choice was made at, per strategy and profile.
+        avg = oms.GetOrder(oms_pb2.GetOrderRequest(order_id=order)).order.avg_price_nanos
+        with platform.strategy.pool.connection() as conn:
+            (mid,) = conn.execute(
+                "SELECT arrival_mid_nanos FROM strategy_selections WHERE order_id = %s", (order,)
+            ).fetchone()  # type: ignore[misc]
+        with grpc.insecure_channel(platform.strategy_address) as channel:
+            stub = strategy_pb2_grpc.StrategyServiceStub(channel)
+            (tracked,) = eventually(
+                lambda: stub.GetPerformance(pb.GetPerformanceRequest()).profiles
+            )
+        assert (tracked.strategy, tracked.algo_profile, tracked.orders) == (
+            "desk-default", "vwap-standard", 1,
+        )  # fmt: skip
+        assert tracked.mean_cost_bps == pytest.approx((avg - mid) / mid * 1e4, abs=1e-6)
 
 
 def _select(
@@ -185,3 +208,29 @@ def test_a_promoted_model_chooses_among_the_rules_candidates_and_is_hot_loaded(
     )
     assert switched
     assert _select(platform, _request("model-2", 2_000)).algo_profile == "pov-10"
+    # Champion against challenger: each model's orders, realised against predicted.
+    tracker = platform.strategy.tracker
+    with platform.strategy.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT order_id, arrival_mid_nanos, predicted_cost_bps FROM strategy_selections"
+            " WHERE order_id IN ('model-1', 'model-2') ORDER BY order_id"
+        ).fetchall()
+    realised = {}
+    for (order_id, mid, predicted), paid_bps in zip(rows, (3.0, -2.0), strict=True):
+        tracker.on_fill(order_id, f"E-{order_id}", 2_000, round(mid * (1 + paid_bps / 1e4)))
+        tracker.on_end(order_id, datetime.now(UTC))
+        realised[order_id] = (paid_bps, predicted)
+    with grpc.insecure_channel(platform.strategy_address) as channel:
+        found = strategy_pb2_grpc.StrategyServiceStub(channel).GetPerformance(
+            pb.GetPerformanceRequest()
+        )
+    models = {m.version: m for m in found.models}
+    assert set(models) == {"m-twap", "m-pov"}
+    assert models["m-pov"].promoted
+    assert not models["m-twap"].promoted
+    paid, predicted = realised["model-1"]
+    assert models["m-twap"].mean_cost_bps == pytest.approx(paid, abs=1e-3)
+    assert models["m-twap"].mean_prediction_error_bps == pytest.approx(paid - predicted, abs=1e-3)
+    assert {(d.model_version, d.orders) for d in found.drift} == {("m-twap", 1), ("m-pov", 1)}
+    profiles = {p.algo_profile: p.orders for p in found.profiles}
+    assert profiles == {"twap-standard": 1, "pov-10": 1}  # model-0 never traded

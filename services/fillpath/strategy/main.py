@@ -36,6 +36,7 @@ from fillpath.infra.resources import load_algo_profiles, load_resources
 from fillpath.infra.service_main import serve_on_pulsar
 from fillpath.infra.settings import Settings
 from fillpath.strategy.choice import Chooser
+from fillpath.strategy.performance import Tracker
 from fillpath.strategy.registry import Registry, refresh_model
 from fillpath.strategy.rules import Finding, Policy, check, policy_of
 from fillpath.strategy.service import STRATEGY_MIGRATIONS, Strategies
@@ -77,6 +78,7 @@ class StrategyRuntime:
     pool: ConnectionPool[Any]
     strategies: Strategies
     registry: Registry
+    tracker: Tracker
     server: RunningServer
     stopped: threading.Event
     poller: threading.Thread | None
@@ -118,12 +120,13 @@ def start_strategy(
     pool = open_pool(pg_dsn, 4, name="strategy")
     store = PostgresEventStore(pool, EventCodec(EVENT_TYPES), SystemClock())
     chooser = Chooser(policy, profiles, reference.instruments)
-    strategies = Strategies(store, chooser, now or SystemClock().now)
+    tracker = Tracker(pool)
+    strategies = Strategies(store, chooser, now or SystemClock().now, tracker)
     registry = Registry(pool)
     refresh_model(strategies, registry)
     strategies.subscribe(bus)
     server = create_server(
-        settings.strategy.address, [StrategyServicer(strategies, registry).binding()]
+        settings.strategy.address, [StrategyServicer(strategies, registry, tracker).binding()]
     )
     server.server.start()
     stopped = threading.Event()
@@ -141,7 +144,8 @@ def start_strategy(
         poller = threading.Thread(target=poll, name="strategy-models", daemon=True)
         poller.start()
     return StrategyRuntime(
-        pool=pool, strategies=strategies, registry=registry, server=server, stopped=stopped,
+        pool=pool, strategies=strategies, registry=registry, tracker=tracker, server=server,
+        stopped=stopped,
         poller=poller,
     )  # fmt: skip
 

@@ -8,7 +8,9 @@ with what was recorded.
 
 The service hears the order events on the bus: a parent order that names no algorithm or
 profile gets its strategy chosen when it is submitted (the OMS records its acceptance in the
-same append), and the algorithm engine starts executing it from the `StrategySelected` event.
+same append), and the algorithm engine starts executing it from the `StrategySelected` event;
+the parent's fills and its end are kept for performance tracking (fillpath.strategy.
+performance).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fillpath.api.v1 import events_pb2
 from fillpath.core.errors import (
@@ -33,6 +35,7 @@ from fillpath.infra.postgres.schema import MigrationSet
 from fillpath.strategy.choice import Chooser, SelectionRequest, request_of
 from fillpath.strategy.features import Features
 from fillpath.strategy.model import CostModel
+from fillpath.strategy.performance import ENDS, FILLS, Tracker
 
 log = logging.getLogger("fillpath.strategy")
 
@@ -54,9 +57,16 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 
 
 class Strategies:
-    def __init__(self, store: EventStore, chooser: Chooser, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        chooser: Chooser,
+        now: Callable[[], datetime],
+        tracker: Tracker | None = None,
+    ) -> None:
         self._store = store
         self.chooser = chooser
+        self._tracker = tracker
         self.now = now
         self._views = {symbol: MarketView(SESSION_SECONDS) for symbol in chooser.instruments}
         self._lock = threading.RLock()
@@ -130,10 +140,19 @@ class Strategies:
         if self._closed:
             return
         envelope = events_pb2.EventEnvelope.FromString(message.payload)
+        kind = envelope.WhichOneof("payload")
         if message.topic.endswith(MARKET_DATA_TOPIC):
             self.on_market_data(envelope)
-        elif envelope.WhichOneof("payload") == "order_submitted":
+        elif kind == "order_submitted":
             self.on_submitted(envelope.order_submitted)
+        elif self._tracker is not None and kind in FILLS + ENDS:
+            payload = getattr(envelope, kind)
+            if kind in FILLS:
+                self._tracker.on_fill(
+                    payload.order_id, payload.exec_id, payload.quantity, payload.price_nanos
+                )
+            if kind in ENDS:
+                self._tracker.on_end(payload.order_id, payload.occurred_at.ToDatetime(tzinfo=UTC))
 
     def on_market_data(self, envelope: events_pb2.EventEnvelope) -> None:
         kind = envelope.WhichOneof("payload")

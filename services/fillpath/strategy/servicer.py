@@ -7,6 +7,8 @@ FAILED_PRECONDITION).
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import grpc
 
 from fillpath.api.v1 import common_pb2, strategy_pb2, strategy_pb2_grpc
@@ -15,6 +17,7 @@ from fillpath.core.strategy import StrategySelected
 from fillpath.infra.grpc_server import ServiceBinding
 from fillpath.infra.telemetry import command_context
 from fillpath.strategy.choice import SelectionRequest, request_of
+from fillpath.strategy.performance import Tracker
 from fillpath.strategy.registry import ModelInfo, Registry, refresh_model
 from fillpath.strategy.service import Strategies
 
@@ -55,9 +58,10 @@ def model_message(info: ModelInfo) -> strategy_pb2.ModelInfo:
 
 
 class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
-    def __init__(self, strategies: Strategies, registry: Registry) -> None:
+    def __init__(self, strategies: Strategies, registry: Registry, tracker: Tracker) -> None:
         self._strategies = strategies
         self._registry = registry
+        self._tracker = tracker
 
     def binding(self) -> ServiceBinding:
         return ServiceBinding(
@@ -74,13 +78,36 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
             self._strategies.choose(selection_request(request), command_context(context))
         )
 
-    # Performance tracking comes next: until then it answers UNIMPLEMENTED rather than an
-    # empty list that looks like data.
-
     def GetPerformance(
         self, request: strategy_pb2.GetPerformanceRequest, context: grpc.ServicerContext
     ) -> strategy_pb2.GetPerformanceResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "performance tracking is not built yet")
+        found = self._tracker.performance(
+            strategy=request.strategy, profile=request.algo_profile,
+            since=(request.HasField("from") and getattr(request, "from").ToDatetime(tzinfo=UTC))
+            or None,
+            until=request.to.ToDatetime(tzinfo=UTC) if request.HasField("to") else None,
+        )  # fmt: skip
+        response = strategy_pb2.GetPerformanceResponse()
+        for p in found.profiles:
+            response.profiles.add(
+                strategy=p.strategy, algo_profile=p.algo_profile, orders=p.orders,
+                mean_cost_bps=p.mean_cost_bps, stddev_cost_bps=p.stddev_cost_bps,
+                mean_prediction_error_bps=p.mean_prediction_error_bps,
+            )  # fmt: skip
+        for m in found.models:
+            response.models.add(
+                version=m.version, orders=m.orders, mean_cost_bps=m.mean_cost_bps,
+                mean_prediction_error_bps=m.mean_prediction_error_bps,
+                mean_abs_prediction_error_bps=m.mean_abs_prediction_error_bps,
+                promoted=m.promoted,
+            )  # fmt: skip
+        for d in found.drift:
+            point = response.drift.add(
+                model_version=d.model_version, orders=d.orders,
+                mean_prediction_error_bps=d.mean_prediction_error_bps,
+            )  # fmt: skip
+            point.day.FromDatetime(d.day)
+        return response
 
     def ListModels(
         self, request: strategy_pb2.ListModelsRequest, context: grpc.ServicerContext

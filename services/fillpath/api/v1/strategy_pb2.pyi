@@ -263,6 +263,10 @@ Global___GetPerformanceRequest: _TypeAlias = GetPerformanceRequest  # noqa: Y015
 
 @_typing.final
 class ProfilePerformance(_message.Message):
+    """Realised cost of the orders a strategy chose for: implementation shortfall of their fills
+    against the arrival mid, in bps (+ = worse), once each order ended.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ALGO_PROFILE_FIELD_NUMBER: _builtins.int
@@ -270,11 +274,15 @@ class ProfilePerformance(_message.Message):
     MEAN_COST_BPS_FIELD_NUMBER: _builtins.int
     STDDEV_COST_BPS_FIELD_NUMBER: _builtins.int
     MEAN_PREDICTION_ERROR_BPS_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
     algo_profile: _builtins.str
     orders: _builtins.int
     mean_cost_bps: _builtins.float
     stddev_cost_bps: _builtins.float
     mean_prediction_error_bps: _builtins.float
+    """Realised − predicted, over the orders a model chose for (0 when none)."""
+    strategy: _builtins.str
+    """The ExecutionStrategy whose rules applied."""
     def __init__(
         self,
         *,
@@ -283,30 +291,106 @@ class ProfilePerformance(_message.Message):
         mean_cost_bps: _builtins.float = ...,
         stddev_cost_bps: _builtins.float = ...,
         mean_prediction_error_bps: _builtins.float = ...,
+        strategy: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["algo_profile", b"algo_profile", "mean_cost_bps", b"mean_cost_bps", "mean_prediction_error_bps", b"mean_prediction_error_bps", "orders", b"orders", "stddev_cost_bps", b"stddev_cost_bps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algo_profile", b"algo_profile", "mean_cost_bps", b"mean_cost_bps", "mean_prediction_error_bps", b"mean_prediction_error_bps", "orders", b"orders", "stddev_cost_bps", b"stddev_cost_bps", "strategy", b"strategy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProfilePerformance: _TypeAlias = ProfilePerformance  # noqa: Y015
 
 @_typing.final
+class ModelPerformance(_message.Message):
+    """How a model version did on the orders it chose for: champion against challengers, over time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    MEAN_COST_BPS_FIELD_NUMBER: _builtins.int
+    MEAN_PREDICTION_ERROR_BPS_FIELD_NUMBER: _builtins.int
+    MEAN_ABS_PREDICTION_ERROR_BPS_FIELD_NUMBER: _builtins.int
+    PROMOTED_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    orders: _builtins.int
+    mean_cost_bps: _builtins.float
+    mean_prediction_error_bps: _builtins.float
+    mean_abs_prediction_error_bps: _builtins.float
+    promoted: _builtins.bool
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        orders: _builtins.int = ...,
+        mean_cost_bps: _builtins.float = ...,
+        mean_prediction_error_bps: _builtins.float = ...,
+        mean_abs_prediction_error_bps: _builtins.float = ...,
+        promoted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mean_abs_prediction_error_bps", b"mean_abs_prediction_error_bps", "mean_cost_bps", b"mean_cost_bps", "mean_prediction_error_bps", b"mean_prediction_error_bps", "orders", b"orders", "promoted", b"promoted", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelPerformance: _TypeAlias = ModelPerformance  # noqa: Y015
+
+@_typing.final
+class DriftPoint(_message.Message):
+    """Prediction error per day and model: drift shows as a trend."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    ORDERS_FIELD_NUMBER: _builtins.int
+    MEAN_PREDICTION_ERROR_BPS_FIELD_NUMBER: _builtins.int
+    model_version: _builtins.str
+    orders: _builtins.int
+    mean_prediction_error_bps: _builtins.float
+    @_builtins.property
+    def day(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        day: _timestamp_pb2.Timestamp | None = ...,
+        model_version: _builtins.str = ...,
+        orders: _builtins.int = ...,
+        mean_prediction_error_bps: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["day", b"day"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "mean_prediction_error_bps", b"mean_prediction_error_bps", "model_version", b"model_version", "orders", b"orders"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DriftPoint: _TypeAlias = DriftPoint  # noqa: Y015
+
+@_typing.final
 class GetPerformanceResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     PROFILES_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    DRIFT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def profiles(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProfilePerformance]: ...
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelPerformance]: ...
+    @_builtins.property
+    def drift(self) -> _containers.RepeatedCompositeFieldContainer[Global___DriftPoint]: ...
     def __init__(
         self,
         *,
         profiles: _abc.Iterable[Global___ProfilePerformance] | None = ...,
+        models: _abc.Iterable[Global___ModelPerformance] | None = ...,
+        drift: _abc.Iterable[Global___DriftPoint] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["profiles", b"profiles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["drift", b"drift", "models", b"models", "profiles", b"profiles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
