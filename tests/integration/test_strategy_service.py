@@ -20,11 +20,13 @@ from fillpath.api.v1 import (
     algo_pb2,
     algo_pb2_grpc,
     common_pb2,
+    events_pb2,
     oms_pb2,
     oms_pb2_grpc,
     strategy_pb2_grpc,
 )
 from fillpath.api.v1 import strategy_pb2 as pb
+from fillpath.core.enums import Urgency
 from fillpath.embedded import EmbeddedPlatform
 from fillpath.market.gateway import SimulatedGateway
 from fillpath.strategy.features import FEATURES
@@ -234,3 +236,52 @@ def test_a_promoted_model_chooses_among_the_rules_candidates_and_is_hot_loaded(
     assert {(d.model_version, d.orders) for d in found.drift} == {("m-twap", 1), ("m-pov", 1)}
     profiles = {p.algo_profile: p.orders for p in found.profiles}
     assert profiles == {"twap-standard": 1, "pov-10": 1}  # model-0 never traded
+
+
+def _execution(platform: EmbeddedPlatform, order: str) -> Execution | None:
+    """The engine's execution of the order, once it has started one."""
+    assert platform.algo is not None
+    try:
+        return platform.algo.algos.execution(f"X{order}")
+    except KeyError:
+        return None
+
+
+def _quote(symbol: str, at: float, mid: int) -> events_pb2.EventEnvelope:
+    quote = events_pb2.ConsolidatedQuoteUpdated(
+        symbol=symbol, exchange_time_unix_nanos=round(at * 1e9), bid_price_nanos=mid - 5_000_000,
+        bid_size=1_000, ask_price_nanos=mid + 5_000_000, ask_size=1_000,
+    )  # fmt: skip
+    return events_pb2.EventEnvelope(
+        event_type="ConsolidatedQuoteUpdated", consolidated_quote_updated=quote
+    )
+
+
+def test_a_stormy_market_mid_execution_hurries_the_order_through_the_engine(
+    desk: tuple[EmbeddedPlatform, SimulatedGateway, Lab],
+) -> None:
+    platform, gateway, clock = desk
+    assert platform.algo is not None
+    assert platform.strategy is not None
+    stamp = Timestamp()
+    stamp.FromDatetime(clock.now() + timedelta(minutes=30))
+    with grpc.insecure_channel(platform.oms_address) as channel:
+        oms = oms_pb2_grpc.OrderManagementServiceStub(channel)
+        order = submit(oms, "stormy-1", 5_000, common_pb2.ExecutionInstructions(end_time=stamp))
+    chosen = eventually(lambda: platform.strategy.strategies.recorded(order))
+    assert chosen.urgency is None  # the profile's own (MEDIUM)
+    execution = eventually(lambda: _execution(platform, order))
+    assert execution.urgency is Urgency.MEDIUM
+    # The strategy's view of ACME: the mid swings 1 % every 30 s for 20 minutes (the lab's own
+    # feed is not stepped meanwhile).
+    start = gateway.lab.time_of(gateway.lab.now).timestamp()
+    mid = gateway.lab.model("ACME").tick_nanos * 10_000
+    strategies = platform.strategy.strategies
+    for k in range(1, 41):
+        strategies.on_market_data(_quote("ACME", start + 30 * k, mid + (k % 2) * mid // 100))
+    (recommended,) = eventually(lambda: strategies.recommended(order))
+    assert recommended.urgency is Urgency.HIGH
+    assert recommended.regime_now.startswith("stormy/")
+    assert "finish sooner" in recommended.reason
+    # The engine applies it to the execution (ExecutionAdjusted), within the profile's bounds.
+    eventually(lambda: execution.urgency is Urgency.HIGH)

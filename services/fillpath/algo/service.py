@@ -13,7 +13,9 @@ meanwhile are read back from the OMS (the engine ignores an exec id it has seen)
 The executions are driven by `tick` (the timer: every second of the clock's time, the market
 lab's simulated clock or the wall clock), by the market data and order events from the bus
 (`on_market_data`, `on_order_event`), by the strategy service's choices for the orders that name
-no algorithm (`on_strategy_selected`), and by the requests of `AlgoService`. The rest of the
+no algorithm (`on_strategy_selected`) and its recommendations while they are worked
+(`on_strategy_recommended`: the market's regime changed), and by the requests of
+`AlgoService`. The rest of the
 platform is reached through `Desk` (the OMS and the router, over gRPC in production).
 """
 
@@ -361,6 +363,8 @@ class Algos:
             self.on_market_data(envelope)
         elif envelope.WhichOneof("payload") == "strategy_selected":
             self.on_strategy_selected(envelope.strategy_selected)
+        elif envelope.WhichOneof("payload") == "strategy_recommended":
+            self.on_strategy_recommended(envelope.strategy_recommended)
         else:
             self.on_order_event(envelope)
 
@@ -443,6 +447,24 @@ class Algos:
             self.start(request, SYSTEM)
         except (InvalidArgument, FailedPrecondition, NotFound) as err:
             log.warning("order %s: the strategy chosen is not executed: %s", selected.order_id, err)
+
+    def on_strategy_recommended(self, recommended: events_pb2.StrategyRecommended) -> None:
+        """Applies the strategy service's mid-execution recommendation (the regime changed) to
+        the order's execution, within its profile's bounds; one that no longer applies (the
+        execution ended, or was never started) is logged and left."""
+        try:
+            self.adjust(
+                execution_id_of(recommended.order_id), SYSTEM,
+                urgency=Urgency(recommended.urgency) if recommended.urgency else None,
+            )  # fmt: skip
+        except (InvalidArgument, FailedPrecondition, NotFound) as err:
+            log.info("order %s: recommendation not applied: %s", recommended.order_id, err)
+            return
+        log.info(
+            "order %s: %s → %s, urgency %s (%s)", recommended.order_id,
+            recommended.regime_before, recommended.regime_now,
+            Urgency(recommended.urgency).name, recommended.reason,
+        )  # fmt: skip
 
     # ---- recovery ----------------------------------------------------------------------------
 

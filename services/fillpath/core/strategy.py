@@ -4,8 +4,9 @@ and why.
 The strategy service (fillpath.strategy) records one `StrategySelected` per parent order that
 arrives without naming its algorithm, in the event log every service shares, before anything
 acts on it; the outbox relay publishes it on the strategy topic, where the algorithm engine
-starts the execution from it and the monitor keeps it beside the order's realised costs. Field
-names match events.proto.
+starts the execution from it. While the order is worked, a material change of the market's
+regime is a `StrategyRecommended` in the same stream, which the engine applies. Field names
+match events.proto.
 """
 
 from __future__ import annotations
@@ -50,4 +51,20 @@ class StrategySelected:
     """The participation cap and window, kept from the order's own instructions."""
 
 
-STRATEGY_EVENT_TYPES: tuple[type, ...] = (StrategySelected,)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyRecommended:
+    """Mid-execution: the regime changed materially since the choice; the parameters the
+    strategy service recommends (within the profile's bounds) for the algorithm engine to
+    apply."""
+
+    schema_version: ClassVar[int] = 1
+
+    order_id: str
+    occurred_at: datetime
+    regime_before: str
+    regime_now: str
+    urgency: Urgency | None = None
+    reason: str = ""
+
+
+STRATEGY_EVENT_TYPES: tuple[type, ...] = (StrategySelected, StrategyRecommended)

@@ -26,6 +26,7 @@ from fillpath.core.strategy import StrategySelected
 from fillpath.strategy.features import (
     Features,
     OrderAtArrival,
+    Regime,
     features,
     minutes_since_open,
     notional,
@@ -266,3 +267,35 @@ def _explain(
             f"({ranking.confidence:.2f} < {min_confidence:.2f}): {costs} bps"
         )
     return f"{why}; model {ranking.version}: {costs} bps → {chosen.name}"
+
+
+URGENCIES = (Urgency.LOW, Urgency.MEDIUM, Urgency.HIGH)
+
+
+def recommend(
+    profile: AlgoProfile,
+    chosen: Urgency | None,
+    current: Urgency | None,
+    before: Regime,
+    now: Regime,
+) -> tuple[Urgency, str] | None:
+    """What an order worked under `profile` (its urgency `chosen` at the choice, `current` now)
+    should change to when the regime goes from `before` to `now`, and why; None when nothing
+    material changed. Volatility turning stormy: finish sooner (HIGH: the timing risk grew);
+    liquidity turning thin: trade more patiently (LOW: impact grew); either back from its
+    extreme: the urgency chosen. Kept within the profile's allowed urgencies."""
+    if now.volatility == 1 and before.volatility != 1:
+        wanted, why = Urgency.HIGH, "volatility turned stormy: finish sooner (timing risk)"
+    elif now.liquidity == 1 and before.liquidity != 1:
+        wanted, why = Urgency.LOW, "liquidity turned thin: trade more patiently (impact)"
+    elif (before.volatility == 1 and now.volatility != 1) or (
+        before.liquidity == 1 and now.liquidity != 1
+    ):
+        wanted, why = chosen or profile.urgency, "the regime is back: the urgency chosen"
+    else:
+        return None
+    allowed = sorted(profile.allowed_urgencies, key=URGENCIES.index)
+    fitted = min(allowed, key=lambda u: abs(URGENCIES.index(u) - URGENCIES.index(wanted)))
+    if fitted == (current or profile.urgency):
+        return None
+    return fitted, why

@@ -66,12 +66,62 @@ class Features:
 
     @property
     def regime(self) -> str:
-        volatility = VOLATILITY_NAMES[int(self.values["regime_volatility"])]
-        liquidity = LIQUIDITY_NAMES[int(self.values["regime_liquidity"])]
-        return f"{volatility}/{liquidity}"
+        return Regime.of(self.values).name
 
     def vector(self) -> list[float]:
         return [self.values[name] for name in FEATURES]
+
+
+@dataclass(frozen=True, slots=True)
+class Regime:
+    """The market's regime: volatility (−1 calm, 0 normal, +1 stormy) and liquidity (−1 deep,
+    0 normal, +1 thin), and the figures they come from."""
+
+    volatility: int
+    liquidity: int
+    sigma: float
+    vol_ratio: float
+    volume_ratio: float
+    volume_done: float
+
+    @property
+    def name(self) -> str:
+        return f"{VOLATILITY_NAMES[self.volatility]}/{LIQUIDITY_NAMES[self.liquidity]}"
+
+    @classmethod
+    def of(cls, values: dict[str, float]) -> Regime:
+        """The regime the features `values` were taken in."""
+        return cls(
+            int(values["regime_volatility"]), int(values["regime_liquidity"]),
+            values["volatility_pct"] / 100, values["vol_ratio"], values["volume_ratio"],
+            1.0 - values["volume_left"],
+        )  # fmt: skip
+
+    @classmethod
+    def named(cls, name: str) -> Regime:
+        """The regime of a `name` (``stormy/thin``), without its figures."""
+        volatility, liquidity = name.split("/")
+        return cls(
+            _index(VOLATILITY_NAMES, volatility), _index(LIQUIDITY_NAMES, liquidity),
+            math.nan, math.nan, math.nan, math.nan,
+        )  # fmt: skip
+
+
+def _index(names: dict[int, str], name: str) -> int:
+    return next(k for k, v in names.items() if v == name)
+
+
+def regime(
+    instrument: Instrument, market: MarketSnapshot, calendar: Calendar, now: datetime
+) -> Regime:
+    sigma = market.sigma if math.isfinite(market.sigma) else instrument.daily_volatility
+    vol_ratio = sigma / instrument.daily_volatility
+    done = calendar.volume_fraction(now.timestamp())
+    volume_ratio = market.volume / (instrument.adv * done) if done > 0.01 else 1.0
+    volatility = 1 if vol_ratio > STORMY else (-1 if vol_ratio < CALM else 0)
+    thin = volume_ratio < THIN_VOLUME or market.spread_ratio > THIN_SPREAD
+    liquidity = 1 if thin else (-1 if volume_ratio > DEEP_VOLUME else 0)
+    return Regime(volatility, liquidity, sigma, vol_ratio, volume_ratio, done)
 
 
 def features(
@@ -82,33 +132,25 @@ def features(
     now: datetime,
 ) -> Features:
     """The model's features of `order` arriving at `now` into `market`."""
-    reference = instrument.reference_price.nanos
-    mid = market.mid or reference
+    mid = market.mid or instrument.reference_price.nanos
     spread_bps = (market.ask - market.bid) / mid * 1e4 if market.mid else 0.0
     touch = market.ask_size if order.side is Side.BUY else market.bid_size
-    sigma = market.sigma if math.isfinite(market.sigma) else instrument.daily_volatility
-    vol_ratio = sigma / instrument.daily_volatility
-    at = now.timestamp()
-    done = calendar.volume_fraction(at)
-    volume_ratio = market.volume / (instrument.adv * done) if done > 0.01 else 1.0
+    found = regime(instrument, market, calendar, now)
     sign = 1.0 if order.side is Side.BUY else -1.0
-    to_close = max(calendar.open + calendar.seconds - at, 0.0) / 60
-    regime_volatility = 1 if vol_ratio > STORMY else (-1 if vol_ratio < CALM else 0)
-    thin = volume_ratio < THIN_VOLUME or market.spread_ratio > THIN_SPREAD
-    regime_liquidity = 1 if thin else (-1 if volume_ratio > DEEP_VOLUME else 0)
+    to_close = max(calendar.open + calendar.seconds - now.timestamp(), 0.0) / 60
     return Features(
         {
             "size_pct_adv": order.quantity / instrument.adv * 100,
             "spread_bps": spread_bps,
             "depth_ratio": touch / order.quantity,
-            "volatility_pct": sigma * 100,
-            "vol_ratio": vol_ratio,
-            "volume_left": 1.0 - done,
-            "volume_ratio": volume_ratio,
+            "volatility_pct": found.sigma * 100,
+            "vol_ratio": found.vol_ratio,
+            "volume_left": 1.0 - found.volume_done,
+            "volume_ratio": found.volume_ratio,
             "momentum_bps": sign * market.momentum * 1e4,
             "minutes_to_close": to_close,
-            "regime_volatility": float(regime_volatility),
-            "regime_liquidity": float(regime_liquidity),
+            "regime_volatility": float(found.volatility),
+            "regime_liquidity": float(found.liquidity),
         }
     )
 

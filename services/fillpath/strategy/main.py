@@ -124,6 +124,7 @@ def start_strategy(
     strategies = Strategies(store, chooser, now or SystemClock().now, tracker)
     registry = Registry(pool)
     refresh_model(strategies, registry)
+    strategies.recover(tracker.live_orders())
     strategies.subscribe(bus)
     server = create_server(
         settings.strategy.address, [StrategyServicer(strategies, registry, tracker).binding()]

@@ -3,23 +3,23 @@
 The service hears the parent fills of the orders it chose for (OrderPartiallyFilled,
 OrderFilled: the parent's share of each child fill) and keeps them by exec id
 (`strategy_fills`, so a redelivered event counts once); when the order ends (filled, canceled,
-expired, done for the day), its realised cost — the implementation shortfall of its fills
-against the arrival mid recorded with the choice, in bps, + = worse — goes on its
-`strategy_selections` row beside the prediction. `performance` reads them back: per strategy
-and profile, per model version (champion against challengers), and the prediction error per day
-and model (drift).
+expired, done for the day, or refused), its realised cost — the implementation shortfall of
+its fills against the arrival mid recorded with the choice, in bps, + = worse; none without
+fills — goes on its `strategy_selections` row beside the prediction. `performance` reads them
+back: per strategy and profile, per model version (champion against challengers), and the
+prediction error per day and model (drift).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg_pool import ConnectionPool
 
 FILLS = ("order_partially_filled", "order_filled")
-ENDS = ("order_filled", "order_canceled", "order_expired", "order_done_for_day")
+ENDS = ("order_filled", "order_canceled", "order_expired", "order_done_for_day", "order_rejected")
 
 _FILL = """
 INSERT INTO strategy_fills (exec_id, order_id, quantity, price_nanos)
@@ -30,13 +30,13 @@ ON CONFLICT (exec_id) DO NOTHING
 
 _END = """
 UPDATE strategy_selections s
-SET executed_quantity = f.quantity,
+SET executed_quantity = coalesce(f.quantity, 0),
     realised_cost_bps = (CASE WHEN s.side = 'BUY' THEN 1 ELSE -1 END)
-        * (f.notional / f.quantity - s.arrival_mid_nanos) / s.arrival_mid_nanos * 1e4,
+        * (f.notional / nullif(f.quantity, 0) - s.arrival_mid_nanos) / s.arrival_mid_nanos * 1e4,
     completed_at = %(at)s
 FROM (SELECT sum(quantity) AS quantity, sum(quantity * price_nanos::numeric) AS notional
       FROM strategy_fills WHERE order_id = %(order_id)s) f
-WHERE s.order_id = %(order_id)s AND f.quantity > 0
+WHERE s.order_id = %(order_id)s
 """
 
 
@@ -55,6 +55,16 @@ class Tracker:
     def on_end(self, order_id: str, at: datetime) -> None:
         with self._pool.connection() as conn:
             conn.execute(_END, {"order_id": order_id, "at": at})
+
+    def live_orders(self, within: timedelta = timedelta(days=1)) -> list[tuple[str, str]]:
+        """(order id, symbol) of the orders chosen for within `within` that have not ended."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT order_id, symbol FROM strategy_selections WHERE completed_at IS NULL"
+                " AND selected_at > now() - %s ORDER BY selected_at",
+                (within,),
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
 
     def performance(
         self,

@@ -16,11 +16,14 @@ performance).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fillpath.api.v1 import events_pb2
+from fillpath.core.enums import Urgency
 from fillpath.core.errors import (
     ConcurrencyConflict,
     FailedPrecondition,
@@ -28,12 +31,12 @@ from fillpath.core.errors import (
 )
 from fillpath.core.market import MarketView
 from fillpath.core.session import SESSION_SECONDS
-from fillpath.core.strategy import StrategySelected
+from fillpath.core.strategy import StrategyRecommended, StrategySelected
 from fillpath.infra.bus import MARKET_DATA_TOPIC, ORDERS_TOPIC, Bus, BusMessage
-from fillpath.infra.event_store import CommandContext, EventStore
+from fillpath.infra.event_store import CommandContext, EventStore, RecordedEvent
 from fillpath.infra.postgres.schema import MigrationSet
-from fillpath.strategy.choice import Chooser, SelectionRequest, request_of
-from fillpath.strategy.features import Features
+from fillpath.strategy.choice import Chooser, SelectionRequest, recommend, request_of
+from fillpath.strategy.features import Features, Regime, regime
 from fillpath.strategy.model import CostModel
 from fillpath.strategy.performance import ENDS, FILLS, Tracker
 
@@ -44,8 +47,39 @@ NANOS = 1_000_000_000
 SYSTEM = CommandContext(actor="fillpath-strategy")
 
 
+RECHECK = 30.0
+"""Seconds of market time between looks at the regime of an order being worked."""
+
+
 def stream_of(order_id: str) -> str:
     return f"strategy-{order_id}"
+
+
+@dataclass(slots=True)
+class _Live:
+    """An order the strategy chose for, while it is worked: the regime last seen for it."""
+
+    symbol: str
+    profile: str
+    chosen: Urgency | None
+    urgency: Urgency | None
+    regime: Regime
+    version: int
+    checked: float = -math.inf
+
+
+def _live(events: list[RecordedEvent]) -> _Live:
+    """An order's watch, from its strategy stream (the choice, then the recommendations)."""
+    selected: StrategySelected = events[0].event
+    live = _Live(
+        symbol="", profile=selected.algo_profile, chosen=selected.urgency,
+        urgency=selected.urgency, regime=Regime.of(dict(selected.features)),
+        version=events[-1].version,
+    )  # fmt: skip
+    for recorded in events[1:]:
+        recommended: StrategyRecommended = recorded.event
+        live.urgency, live.regime = recommended.urgency, Regime.named(recommended.regime_now)
+    return live
 
 
 _SELECTION_INSERT = """
@@ -71,6 +105,8 @@ class Strategies:
         self._views = {symbol: MarketView(SESSION_SECONDS) for symbol in chooser.instruments}
         self._lock = threading.RLock()
         self._closed = False
+        self._live: dict[str, _Live] = {}
+        """Order id → its watch, for the orders chosen for and not ended."""
 
     def close(self) -> None:
         """Stops choosing for the orders on the bus (requests are still answered)."""
@@ -104,7 +140,7 @@ class Strategies:
             selected.predicted_risk_bps,
         )  # fmt: skip
         try:
-            self._store.append(
+            appended = self._store.append(
                 stream_of(request.order_id), 0, [selected], context,
                 also=[(_SELECTION_INSERT, row)],
             )  # fmt: skip
@@ -113,6 +149,8 @@ class Strategies:
             if recorded is None:
                 raise
             return recorded
+        with self._lock:
+            self._watch(request.order_id, request.symbol, appended)
         return selected
 
     def select(self, request: SelectionRequest) -> tuple[StrategySelected, int]:
@@ -124,6 +162,56 @@ class Strategies:
             market = self._views[request.symbol].snapshot(now.timestamp())
         chosen = self.chooser.choice(request, market, now)
         return chosen, market.mid or instrument.reference_price.nanos
+
+    def recover(self, orders: list[tuple[str, str]]) -> None:
+        """Watches the regime again for the (order id, symbol) still worked (after a
+        restart), from their streams."""
+        for order_id, symbol in orders:
+            events = self._store.read_stream(stream_of(order_id))
+            if events:
+                with self._lock:
+                    self._watch(order_id, symbol, events)
+
+    def _watch(self, order_id: str, symbol: str, events: list[RecordedEvent]) -> None:
+        live = _live(events)
+        live.symbol = symbol
+        self._live[order_id] = live
+
+    def _check(self, symbol: str, at: float) -> None:
+        """Recommends new parameters for the orders in `symbol` whose regime changed
+        materially since they were chosen for (or last recommended for)."""
+        for order_id, live in list(self._live.items()):
+            if live.symbol != symbol or at - live.checked < RECHECK:
+                continue
+            live.checked = at
+            moment = datetime.fromtimestamp(at, UTC)
+            instrument = self.chooser.instruments[symbol]
+            market = self._views[symbol].snapshot(at)
+            now = regime(instrument, market, self.chooser.calendar_of(moment), moment)
+            change = recommend(
+                self.chooser.profiles[live.profile], live.chosen, live.urgency, live.regime, now
+            )
+            if change is None:
+                live.regime = now
+                continue
+            urgency, why = change
+            event = StrategyRecommended(
+                order_id=order_id, occurred_at=moment, regime_before=live.regime.name,
+                regime_now=now.name, urgency=urgency, reason=why,
+            )  # fmt: skip
+            try:
+                self._store.append(stream_of(order_id), live.version, [event], SYSTEM)
+            except ConcurrencyConflict:  # another replica recommended first: take its view
+                self._watch(order_id, symbol, self._store.read_stream(stream_of(order_id)))
+                continue
+            live.version += 1
+            live.urgency, live.regime = urgency, now
+            log.info("order %s: %s → %s, urgency %s", order_id, event.regime_before,
+                     event.regime_now, urgency.name)  # fmt: skip
+
+    def recommended(self, order_id: str) -> list[StrategyRecommended]:
+        """The recommendations recorded for the order while it was worked, oldest first."""
+        return [e.event for e in self._store.read_stream(stream_of(order_id))[1:]]
 
     def recorded(self, order_id: str) -> StrategySelected | None:
         """The choice recorded for the order, if one was."""
@@ -153,6 +241,8 @@ class Strategies:
                 )
             if kind in ENDS:
                 self._tracker.on_end(payload.order_id, payload.occurred_at.ToDatetime(tzinfo=UTC))
+                with self._lock:
+                    self._live.pop(payload.order_id, None)
 
     def on_market_data(self, envelope: events_pb2.EventEnvelope) -> None:
         kind = envelope.WhichOneof("payload")
@@ -161,10 +251,9 @@ class Strategies:
                 q = envelope.consolidated_quote_updated
                 view = self._views.get(q.symbol)
                 if view is not None:
-                    view.on_quote(
-                        q.exchange_time_unix_nanos / NANOS, q.bid_price_nanos, q.ask_price_nanos,
-                        q.bid_size, q.ask_size,
-                    )  # fmt: skip
+                    at = q.exchange_time_unix_nanos / NANOS
+                    view.on_quote(at, q.bid_price_nanos, q.ask_price_nanos, q.bid_size, q.ask_size)
+                    self._check(q.symbol, at)
             elif kind == "trade_printed":
                 trade = envelope.trade_printed
                 view = self._views.get(trade.symbol)

@@ -895,6 +895,49 @@ class StrategySelected(_message.Message):
 Global___StrategySelected: _TypeAlias = StrategySelected  # noqa: Y015
 
 @_typing.final
+class StrategyRecommended(_message.Message):
+    """Mid-execution: the market's regime changed materially since the strategy was chosen, and the
+    strategy service recommends new parameters (within the profile's bounds), which the algorithm
+    engine applies to the order's execution.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    REGIME_BEFORE_FIELD_NUMBER: _builtins.int
+    REGIME_NOW_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    order_id: _builtins.str
+    regime_before: _builtins.str
+    """The regime when the strategy was chosen (or last recommended for) and now, e.g.
+    "normal/normal" → "stormy/normal" (volatility/liquidity).
+    """
+    regime_now: _builtins.str
+    urgency: _common_pb2.Urgency.ValueType
+    reason: _builtins.str
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        order_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        regime_before: _builtins.str = ...,
+        regime_now: _builtins.str = ...,
+        urgency: _common_pb2.Urgency.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "order_id", b"order_id", "reason", b"reason", "regime_before", b"regime_before", "regime_now", b"regime_now", "urgency", b"urgency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StrategyRecommended: _TypeAlias = StrategyRecommended  # noqa: Y015
+
+@_typing.final
 class AlgorithmExecution(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1466,6 +1509,7 @@ class EventEnvelope(_message.Message):
     ORDER_PARTIALLY_FILLED_FIELD_NUMBER: _builtins.int
     ORDER_FILLED_FIELD_NUMBER: _builtins.int
     STRATEGY_SELECTED_FIELD_NUMBER: _builtins.int
+    STRATEGY_RECOMMENDED_FIELD_NUMBER: _builtins.int
     ALGORITHM_EXECUTION_FIELD_NUMBER: _builtins.int
     ROUTING_DECISION_FIELD_NUMBER: _builtins.int
     ALERT_RAISED_FIELD_NUMBER: _builtins.int
@@ -1520,6 +1564,8 @@ class EventEnvelope(_message.Message):
     @_builtins.property
     def strategy_selected(self) -> Global___StrategySelected: ...
     @_builtins.property
+    def strategy_recommended(self) -> Global___StrategyRecommended: ...
+    @_builtins.property
     def algorithm_execution(self) -> Global___AlgorithmExecution: ...
     @_builtins.property
     def routing_decision(self) -> Global___RoutingDecision: ...
@@ -1564,6 +1610,7 @@ class EventEnvelope(_message.Message):
         order_partially_filled: Global___OrderPartiallyFilled | None = ...,
         order_filled: Global___OrderFilled | None = ...,
         strategy_selected: Global___StrategySelected | None = ...,
+        strategy_recommended: Global___StrategyRecommended | None = ...,
         algorithm_execution: Global___AlgorithmExecution | None = ...,
         routing_decision: Global___RoutingDecision | None = ...,
         alert_raised: Global___AlertRaised | None = ...,
@@ -1574,11 +1621,11 @@ class EventEnvelope(_message.Message):
         book_depth: Global___BookDepth | None = ...,
         volume_bar: Global___VolumeBar | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["alert_acknowledged", b"alert_acknowledged", "alert_raised", b"alert_raised", "algorithm_execution", b"algorithm_execution", "book_depth", b"book_depth", "child_order_filled", b"child_order_filled", "child_order_placed", b"child_order_placed", "consolidated_quote_updated", b"consolidated_quote_updated", "metadata", b"metadata", "order_accepted", b"order_accepted", "order_cancel_rejected", b"order_cancel_rejected", "order_cancel_requested", b"order_cancel_requested", "order_canceled", b"order_canceled", "order_done_for_day", b"order_done_for_day", "order_expired", b"order_expired", "order_filled", b"order_filled", "order_partially_filled", b"order_partially_filled", "order_rejected", b"order_rejected", "order_replace_rejected", b"order_replace_rejected", "order_replace_requested", b"order_replace_requested", "order_replaced", b"order_replaced", "order_submitted", b"order_submitted", "payload", b"payload", "quote_updated", b"quote_updated", "recorded_at", b"recorded_at", "routing_decision", b"routing_decision", "strategy_selected", b"strategy_selected", "trade_printed", b"trade_printed", "volume_bar", b"volume_bar"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert_acknowledged", b"alert_acknowledged", "alert_raised", b"alert_raised", "algorithm_execution", b"algorithm_execution", "book_depth", b"book_depth", "child_order_filled", b"child_order_filled", "child_order_placed", b"child_order_placed", "consolidated_quote_updated", b"consolidated_quote_updated", "metadata", b"metadata", "order_accepted", b"order_accepted", "order_cancel_rejected", b"order_cancel_rejected", "order_cancel_requested", b"order_cancel_requested", "order_canceled", b"order_canceled", "order_done_for_day", b"order_done_for_day", "order_expired", b"order_expired", "order_filled", b"order_filled", "order_partially_filled", b"order_partially_filled", "order_rejected", b"order_rejected", "order_replace_rejected", b"order_replace_rejected", "order_replace_requested", b"order_replace_requested", "order_replaced", b"order_replaced", "order_submitted", b"order_submitted", "payload", b"payload", "quote_updated", b"quote_updated", "recorded_at", b"recorded_at", "routing_decision", b"routing_decision", "strategy_recommended", b"strategy_recommended", "strategy_selected", b"strategy_selected", "trade_printed", b"trade_printed", "volume_bar", b"volume_bar"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_acknowledged", b"alert_acknowledged", "alert_raised", b"alert_raised", "algorithm_execution", b"algorithm_execution", "book_depth", b"book_depth", "child_order_filled", b"child_order_filled", "child_order_placed", b"child_order_placed", "consolidated_quote_updated", b"consolidated_quote_updated", "event_type", b"event_type", "hash", b"hash", "metadata", b"metadata", "order_accepted", b"order_accepted", "order_cancel_rejected", b"order_cancel_rejected", "order_cancel_requested", b"order_cancel_requested", "order_canceled", b"order_canceled", "order_done_for_day", b"order_done_for_day", "order_expired", b"order_expired", "order_filled", b"order_filled", "order_partially_filled", b"order_partially_filled", "order_rejected", b"order_rejected", "order_replace_rejected", b"order_replace_rejected", "order_replace_requested", b"order_replace_requested", "order_replaced", b"order_replaced", "order_submitted", b"order_submitted", "payload", b"payload", "position", b"position", "quote_updated", b"quote_updated", "recorded_at", b"recorded_at", "routing_decision", b"routing_decision", "schema_version", b"schema_version", "strategy_selected", b"strategy_selected", "stream_id", b"stream_id", "stream_version", b"stream_version", "trade_printed", b"trade_printed", "volume_bar", b"volume_bar"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_acknowledged", b"alert_acknowledged", "alert_raised", b"alert_raised", "algorithm_execution", b"algorithm_execution", "book_depth", b"book_depth", "child_order_filled", b"child_order_filled", "child_order_placed", b"child_order_placed", "consolidated_quote_updated", b"consolidated_quote_updated", "event_type", b"event_type", "hash", b"hash", "metadata", b"metadata", "order_accepted", b"order_accepted", "order_cancel_rejected", b"order_cancel_rejected", "order_cancel_requested", b"order_cancel_requested", "order_canceled", b"order_canceled", "order_done_for_day", b"order_done_for_day", "order_expired", b"order_expired", "order_filled", b"order_filled", "order_partially_filled", b"order_partially_filled", "order_rejected", b"order_rejected", "order_replace_rejected", b"order_replace_rejected", "order_replace_requested", b"order_replace_requested", "order_replaced", b"order_replaced", "order_submitted", b"order_submitted", "payload", b"payload", "position", b"position", "quote_updated", b"quote_updated", "recorded_at", b"recorded_at", "routing_decision", b"routing_decision", "schema_version", b"schema_version", "strategy_recommended", b"strategy_recommended", "strategy_selected", b"strategy_selected", "stream_id", b"stream_id", "stream_version", b"stream_version", "trade_printed", b"trade_printed", "volume_bar", b"volume_bar"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "child_order_placed", "order_accepted", "order_rejected", "order_cancel_requested", "order_canceled", "order_cancel_rejected", "order_replace_requested", "order_replaced", "order_replace_rejected", "order_expired", "order_done_for_day", "child_order_filled", "order_partially_filled", "order_filled", "strategy_selected", "algorithm_execution", "routing_decision", "alert_raised", "alert_acknowledged", "quote_updated", "trade_printed", "consolidated_quote_updated", "book_depth", "volume_bar"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["order_submitted", "child_order_placed", "order_accepted", "order_rejected", "order_cancel_requested", "order_canceled", "order_cancel_rejected", "order_replace_requested", "order_replaced", "order_replace_rejected", "order_expired", "order_done_for_day", "child_order_filled", "order_partially_filled", "order_filled", "strategy_selected", "strategy_recommended", "algorithm_execution", "routing_decision", "alert_raised", "alert_acknowledged", "quote_updated", "trade_printed", "consolidated_quote_updated", "book_depth", "volume_bar"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
