@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from fillpath.algo.execution import Execution
 from fillpath.api.v1 import (
     algo_pb2,
     algo_pb2_grpc,
