@@ -2,7 +2,9 @@
 algorithm gets its strategy chosen from the shipped ExecutionStrategy (a `StrategySelected`
 event) and is executed as chosen, without anyone calling StartExecution; SelectStrategy answers
 with the rule that applied and its reasons, the same answer again for the same order; bad
-requests are refused with the field named and record nothing.
+requests are refused with the field named and record nothing; a promoted cost model chooses
+among the rule's candidates and is hot-loaded, and realised costs are tracked beside its
+predictions; a stormy market mid-execution hurries the order through the engine.
 """
 
 from __future__ import annotations
