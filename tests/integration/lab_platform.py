@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from fillpath.api.v1 import common_pb2, oms_pb2, oms_pb2_grpc
+from fillpath.api.v1 import algo_pb2, algo_pb2_grpc, common_pb2, oms_pb2, oms_pb2_grpc
 from fillpath.embedded import EmbeddedPlatform, start_platform
 from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.settings import (
@@ -98,3 +98,22 @@ def submit(
             instructions=instructions,
         )
     ).order.terms.order_id  # fmt: skip
+
+
+def run_until_completed(
+    gateway: SimulatedGateway,
+    platform: EmbeddedPlatform,
+    api: algo_pb2_grpc.AlgoServiceStub,
+    execution_id: str,
+    seconds: int = 300,
+) -> algo_pb2.Execution:
+    """Runs the lab a second at a time, the engine deciding after each, until the execution
+    completes or `seconds` have passed; the execution as AlgoService then reports it."""
+    assert platform.algo is not None
+    ref = algo_pb2.ExecutionRef(execution_id=execution_id)
+    for _ in range(seconds):
+        gateway.advance_to(gateway.lab.now + 1.0)
+        platform.algo.algos.tick()
+        if api.GetExecution(ref).state == algo_pb2.EXECUTION_STATE_COMPLETED:
+            break
+    return api.GetExecution(ref)

@@ -32,7 +32,7 @@ from fillpath.infra.postgres.event_store import PostgresEventStore
 from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.resources import load_algo_profiles
 from fillpath.market.gateway import SimulatedGateway
-from tests.integration.lab_platform import Lab, lab_platform, submit
+from tests.integration.lab_platform import Lab, lab_platform, run_until_completed, submit
 from tests.polling import eventually
 
 pytestmark = pytest.mark.slow
@@ -129,14 +129,9 @@ def test_an_order_that_names_its_algorithm_is_executed_without_being_started(
             lambda: api.ListExecutions(algo_pb2.ListExecutionsRequest()).executions
         )
         assert (started.order_id, started.algorithm) == (named, common_pb2.ALGORITHM_KIND_TWAP)
-        ref = algo_pb2.ExecutionRef(execution_id=started.execution_id)
         assert started.end_time.ToDatetime(tzinfo=UTC) == end
-        for _ in range(300):
-            gateway.advance_to(gateway.lab.now + 1.0)
-            platform.algo.algos.tick()
-            if api.GetExecution(ref).state == algo_pb2.EXECUTION_STATE_COMPLETED:
-                break
-        assert api.GetExecution(ref).executed_quantity == 3_000
+        done = run_until_completed(gateway, platform, api, started.execution_id)
+        assert done.executed_quantity == 3_000
 
 
 def test_bad_instructions_are_refused_with_the_field_named_and_record_nothing(

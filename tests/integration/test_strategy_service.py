@@ -34,7 +34,7 @@ from fillpath.embedded import EmbeddedPlatform
 from fillpath.market.gateway import SimulatedGateway
 from fillpath.strategy.features import FEATURES
 from fillpath.strategy.model import LearnedModel, Sample, fit
-from tests.integration.lab_platform import Lab, lab_platform, submit
+from tests.integration.lab_platform import Lab, lab_platform, run_until_completed, submit
 from tests.polling import eventually
 
 pytestmark = pytest.mark.slow
@@ -74,13 +74,8 @@ def test_an_order_naming_no_algorithm_is_executed_as_the_strategy_chose(
         )
         assert (started.order_id, started.algo_profile) == (order, "vwap-standard")
         assert started.end_time.ToDatetime(tzinfo=UTC) == end
-        ref = algo_pb2.ExecutionRef(execution_id=started.execution_id)
-        for _ in range(300):
-            gateway.advance_to(gateway.lab.now + 1.0)
-            platform.algo.algos.tick()
-            if api.GetExecution(ref).state == algo_pb2.EXECUTION_STATE_COMPLETED:
-                break
-        assert api.GetExecution(ref).executed_quantity == 3_000
+        done = run_until_completed(gateway, platform, api, started.execution_id)
+        assert done.executed_quantity == 3_000
         # Performance tracking: once the order has ended, its realised cost against the arrival
         # mid the choice was made at, per strategy and profile.
         avg = oms.GetOrder(oms_pb2.GetOrderRequest(order_id=order)).order.avg_price_nanos

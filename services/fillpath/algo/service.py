@@ -51,12 +51,12 @@ from fillpath.core.routing import RouteAllocation
 from fillpath.core.session import SESSION_SECONDS
 from fillpath.infra.bus import MARKET_DATA_TOPIC, ORDERS_TOPIC, STRATEGY_TOPIC, Bus, BusMessage
 from fillpath.infra.event_store import CommandContext, EventStore
+from fillpath.infra.market_views import fold
 from fillpath.infra.postgres.schema import MigrationSet
 
 log = logging.getLogger("fillpath.algo")
 
 ALGO_MIGRATIONS = MigrationSet("algo", "fillpath.algo")
-NANOS = 1_000_000_000
 SYSTEM = CommandContext(actor="fillpath-algo")
 """Who the engine's own decisions (the timer's, the fills') are recorded as."""
 
@@ -369,19 +369,8 @@ class Algos:
             self.on_order_event(envelope)
 
     def on_market_data(self, envelope: events_pb2.EventEnvelope) -> None:
-        kind = envelope.WhichOneof("payload")
         with self._lock:
-            if kind == "consolidated_quote_updated":
-                q = envelope.consolidated_quote_updated
-                view = self._views.get(q.symbol)
-                if view is not None:
-                    at = q.exchange_time_unix_nanos / NANOS
-                    view.on_quote(at, q.bid_price_nanos, q.ask_price_nanos)
-            elif kind == "trade_printed":
-                trade = envelope.trade_printed
-                view = self._views.get(trade.symbol)
-                if view is not None:
-                    view.on_trade(trade.exchange_time_unix_nanos / NANOS, trade.quantity)
+            fold(self._views, envelope)
 
     def on_order_event(self, envelope: events_pb2.EventEnvelope) -> None:
         """A parent order that names its algorithm; fills and ends of our child orders; the

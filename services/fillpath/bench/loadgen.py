@@ -21,9 +21,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
+from rich.table import Table
 
 from fillpath.bench.cpu import tree_cpu_seconds
 from fillpath.bench.stats import Samples
@@ -181,3 +183,22 @@ def against_echo(
             "postgres_cpu_ms_per_call": 1000 * used[1] / load.calls,
         }
     return results
+
+
+def against_echo_table(title: str, results: dict[str, Any], name: str, label: str) -> Table:
+    """The figures of `against_echo` for the echo and the target `name` (shown as `label`),
+    with their ratios (`results["ratio_p50"]`, `["ratio_p99"]`)."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    columns = ("", "p50 ms", "p99 ms", "max ms", "calls", "errors", "achieved /s",
+               "server CPU ms/call", "Postgres CPU ms/call")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if not column else "right")
+    for row_label, key in (("bare gRPC echo", "echo"), (label, name)):
+        f = results[key]
+        table.add_row(row_label, f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{f['max_ms']:.2f}",
+                      f"{f['count']:,}", str(f["errors"]), f"{f['rate_achieved_per_s']:,.0f}",
+                      f"{f['server_cpu_ms_per_call']:.2f}",
+                      f"{f['postgres_cpu_ms_per_call']:.2f}")  # fmt: skip
+    table.add_row(f"ratio {label} / echo", f"{results['ratio_p50']:.2f}×",
+                  f"{results['ratio_p99']:.2f}×", *[""] * (len(columns) - 3))  # fmt: skip
+    return table

@@ -37,6 +37,7 @@ from fillpath.bench.loadgen import (
     GHZ_VERSION,
     Target,
     against_echo,
+    against_echo_table,
     ghz_binary,
     protoset_file,
 )
@@ -239,22 +240,8 @@ def run_sor_bench(
 
 
 def _print_grpc(console: Console, grpc: dict[str, Any], venues: int) -> None:
-    table = Table(
-        title=f"RoutingService.Route vs bare gRPC echo at {grpc['route']['rate_per_s']:,}/s, "
-        f"same run ({venues} venues; each decision durable in Postgres before the answer)",
-        title_justify="left",
-        header_style="bold",
+    title = (
+        f"RoutingService.Route vs bare gRPC echo at {grpc['route']['rate_per_s']:,}/s, same run "
+        f"({venues} venues; each decision durable in Postgres before the answer)"
     )
-    columns = ("", "p50 ms", "p99 ms", "max ms", "calls", "errors", "achieved /s",
-               "server CPU ms/call", "Postgres CPU ms/call")  # fmt: skip
-    for column in columns:
-        table.add_column(column, justify="left" if not column else "right")
-    for label, key in (("bare gRPC echo", "echo"), ("Route", "route")):
-        f = grpc[key]
-        table.add_row(label, f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{f['max_ms']:.2f}",
-                      f"{f['count']:,}", str(f["errors"]), f"{f['rate_achieved_per_s']:,.0f}",
-                      f"{f['server_cpu_ms_per_call']:.2f}",
-                      f"{f['postgres_cpu_ms_per_call']:.2f}")  # fmt: skip
-    table.add_row("ratio Route / echo", f"{grpc['ratio_p50']:.2f}×", f"{grpc['ratio_p99']:.2f}×",
-                  *[""] * (len(columns) - 3))  # fmt: skip
-    console.print(table)
+    console.print(against_echo_table(title, grpc, "route", "Route"))

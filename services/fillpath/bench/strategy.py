@@ -34,6 +34,7 @@ from fillpath.bench.loadgen import (
     GHZ_VERSION,
     Target,
     against_echo,
+    against_echo_table,
     ghz_binary,
     protoset_file,
 )
@@ -283,23 +284,10 @@ def run_strategy_bench(
     if as_json:
         print(json.dumps(results, sort_keys=True))
         return results
-    table = Table(
-        title=f"StrategyService.SelectStrategy vs bare gRPC echo at {rate:,}/s, same run "
-        f"(model {model.version}; each choice durable in Postgres before the answer)",
-        title_justify="left", header_style="bold",
-    )  # fmt: skip
-    for column in ("", "p50 ms", "p99 ms", "max ms", "calls", "errors", "achieved /s",
-                   "server CPU ms/call", "Postgres CPU ms/call"):  # fmt: skip
-        table.add_column(column, justify="left" if not column else "right")
-    for label, key in (("bare gRPC echo", "echo"), ("SelectStrategy", "select")):
-        f = results[key]
-        table.add_row(label, f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", f"{f['max_ms']:.2f}",
-                      f"{f['count']:,}", str(f["errors"]), f"{f['rate_achieved_per_s']:,.0f}",
-                      f"{f['server_cpu_ms_per_call']:.2f}",
-                      f"{f['postgres_cpu_ms_per_call']:.2f}")  # fmt: skip
-    console.print(table)
-    console.print(
-        f"SelectStrategy / echo: p50 {results['ratio_p50']:.1f}×, p99 {results['ratio_p99']:.1f}×; "
-        f"SelectStrategy p99 {results['select']['p99_ms']:.2f} ms (aim ≤ 5 ms)"
+    title = (
+        f"StrategyService.SelectStrategy vs bare gRPC echo at {rate:,}/s, same run (model "
+        f"{model.version}; each choice durable in Postgres before the answer)"
     )
+    console.print(against_echo_table(title, results, "select", "SelectStrategy"))
+    console.print(f"SelectStrategy p99 {results['select']['p99_ms']:.2f} ms (aim ≤ 5 ms)")
     return results

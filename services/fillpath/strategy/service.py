@@ -34,6 +34,7 @@ from fillpath.core.session import SESSION_SECONDS
 from fillpath.core.strategy import StrategyRecommended, StrategySelected
 from fillpath.infra.bus import MARKET_DATA_TOPIC, ORDERS_TOPIC, Bus, BusMessage
 from fillpath.infra.event_store import CommandContext, EventStore, RecordedEvent
+from fillpath.infra.market_views import fold
 from fillpath.infra.postgres.schema import MigrationSet
 from fillpath.strategy.choice import Chooser, SelectionRequest, recommend, request_of
 from fillpath.strategy.features import Features, Regime, regime
@@ -43,7 +44,6 @@ from fillpath.strategy.performance import ENDS, FILLS, Tracker
 log = logging.getLogger("fillpath.strategy")
 
 STRATEGY_MIGRATIONS = MigrationSet("strategy", "fillpath.strategy")
-NANOS = 1_000_000_000
 SYSTEM = CommandContext(actor="fillpath-strategy")
 
 
@@ -245,20 +245,10 @@ class Strategies:
                     self._live.pop(payload.order_id, None)
 
     def on_market_data(self, envelope: events_pb2.EventEnvelope) -> None:
-        kind = envelope.WhichOneof("payload")
         with self._lock:
-            if kind == "consolidated_quote_updated":
-                q = envelope.consolidated_quote_updated
-                view = self._views.get(q.symbol)
-                if view is not None:
-                    at = q.exchange_time_unix_nanos / NANOS
-                    view.on_quote(at, q.bid_price_nanos, q.ask_price_nanos, q.bid_size, q.ask_size)
-                    self._check(q.symbol, at)
-            elif kind == "trade_printed":
-                trade = envelope.trade_printed
-                view = self._views.get(trade.symbol)
-                if view is not None:
-                    view.on_trade(trade.exchange_time_unix_nanos / NANOS, trade.quantity)
+            at = fold(self._views, envelope)
+            if at is not None:
+                self._check(envelope.consolidated_quote_updated.symbol, at)
 
     def on_submitted(self, submitted: events_pb2.OrderSubmitted) -> None:
         """Chooses the strategy of a parent order that names no algorithm or profile; an order
