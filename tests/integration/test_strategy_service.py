@@ -270,11 +270,17 @@ def test_a_stormy_market_mid_execution_hurries_the_order_through_the_engine(
     assert chosen.urgency is None  # the profile's own (MEDIUM)
     execution = eventually(lambda: _execution(platform, order))
     assert execution.urgency is Urgency.MEDIUM
+    strategies = platform.strategy.strategies
+    for _ in range(120):  # worked from its first fill on: its regime is watched
+        gateway.advance_to(gateway.lab.now + 1.0)
+        platform.algo.algos.tick()
+        if strategies.watching(order):
+            break
+    assert strategies.watching(order)
     # The strategy's view of ACME: the mid swings 1 % every 30 s for 20 minutes (the lab's own
     # feed is not stepped meanwhile).
     start = gateway.lab.time_of(gateway.lab.now).timestamp()
     mid = gateway.lab.model("ACME").tick_nanos * 10_000
-    strategies = platform.strategy.strategies
     for k in range(1, 41):
         strategies.on_market_data(_quote("ACME", start + 30 * k, mid + (k % 2) * mid // 100))
     (recommended,) = eventually(lambda: strategies.recommended(order))

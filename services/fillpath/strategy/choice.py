@@ -109,9 +109,12 @@ class Chooser:
     ) -> StrategySelected:
         urgency = request.urgency or rule.urgency
         params = {**dict(rule.params), **request.params}
-        allowed = [c for c in rule.choices if self._accepts(c, urgency, params)]
+        objections = {c: self._objection(c, request, urgency, params) for c in rule.choices}
+        allowed = [c for c, objection in objections.items() if objection is None]
         if not allowed:
-            self._refuse(rule.profile, request, urgency, params)
+            refused = objections[rule.profile]
+            assert refused is not None
+            raise refused
         chosen, ranking, decided = allowed[0], None, False
         model = self.model
         settings = self.policy.model
@@ -166,33 +169,28 @@ class Chooser:
             strategy="", name="", profile=ProfileRef(name=profile.name, algorithm=profile.algorithm)
         )
 
-    def _accepts(
-        self, ref: ProfileRef, urgency: Urgency | None, params: Mapping[str, float]
-    ) -> bool:
-        try:
-            resolve(self.profiles[ref.name], urgency=urgency, params=params)
-        except InvalidArgument:
-            return False
-        return True
-
-    def _refuse(
+    def _objection(
         self,
         ref: ProfileRef,
         request: SelectionRequest,
         urgency: Urgency | None,
         params: Mapping[str, float],
-    ) -> None:
-        """Raises the profile's own objection to the order's instructions, fields renamed as
-        the request names them."""
+    ) -> InvalidArgument | None:
+        """What the profile says against the order's instructions (fields named as the request
+        names them), or None when it takes them."""
         try:
-            resolve(self.profiles[ref.name], urgency=urgency, params=params)
+            resolve(
+                self.profiles[ref.name], urgency=urgency, params=params,
+                max_participation_bps=request.max_participation_bps,
+            )  # fmt: skip
         except InvalidArgument as err:
-            raise InvalidArgument(
+            return InvalidArgument(
                 [
                     FieldViolation(f"instructions.{v.field}", v.value, f"{v.reason} ({ref.name})")
                     for v in err.violations
                 ]
-            ) from err
+            )
+        return None
 
     def _facts(
         self,

@@ -22,10 +22,11 @@ FILLS = ("order_partially_filled", "order_filled")
 ENDS = ("order_filled", "order_canceled", "order_expired", "order_done_for_day", "order_rejected")
 
 _FILL = """
-INSERT INTO strategy_fills (exec_id, order_id, quantity, price_nanos)
-SELECT %(exec_id)s, %(order_id)s, %(quantity)s, %(price)s
-WHERE EXISTS (SELECT 1 FROM strategy_selections WHERE order_id = %(order_id)s)
-ON CONFLICT (exec_id) DO NOTHING
+WITH chosen AS (SELECT symbol FROM strategy_selections WHERE order_id = %(order_id)s),
+     kept AS (INSERT INTO strategy_fills (exec_id, order_id, quantity, price_nanos)
+              SELECT %(exec_id)s, %(order_id)s, %(quantity)s, %(price)s FROM chosen
+              ON CONFLICT (exec_id) DO NOTHING)
+SELECT symbol FROM chosen
 """
 
 _END = """
@@ -44,24 +45,29 @@ class Tracker:
     def __init__(self, pool: ConnectionPool[Any]) -> None:
         self._pool = pool
 
-    def on_fill(self, order_id: str, exec_id: str, quantity: int, price_nanos: int) -> None:
+    def on_fill(self, order_id: str, exec_id: str, quantity: int, price_nanos: int) -> str | None:
+        """Keeps a parent fill of an order chosen for; its symbol (None: not one of ours)."""
         with self._pool.connection() as conn:
-            conn.execute(
+            row = conn.execute(
                 _FILL,
                 {"exec_id": exec_id, "order_id": order_id, "quantity": quantity,
                  "price": price_nanos},
-            )  # fmt: skip
+            ).fetchone()  # fmt: skip
+        return None if row is None else str(row[0])
 
     def on_end(self, order_id: str, at: datetime) -> None:
         with self._pool.connection() as conn:
             conn.execute(_END, {"order_id": order_id, "at": at})
 
     def live_orders(self, within: timedelta = timedelta(days=1)) -> list[tuple[str, str]]:
-        """(order id, symbol) of the orders chosen for within `within` that have not ended."""
+        """(order id, symbol) of the orders chosen for within `within` that have fills and have
+        not ended: those being worked."""
         with self._pool.connection() as conn:
             rows = conn.execute(
-                "SELECT order_id, symbol FROM strategy_selections WHERE completed_at IS NULL"
-                " AND selected_at > now() - %s ORDER BY selected_at",
+                "SELECT s.order_id, s.symbol FROM strategy_selections s"
+                " WHERE s.completed_at IS NULL AND s.selected_at > now() - %s"
+                " AND EXISTS (SELECT 1 FROM strategy_fills f WHERE f.order_id = s.order_id)"
+                " ORDER BY s.selected_at",
                 (within,),
             ).fetchall()
         return [(r[0], r[1]) for r in rows]

@@ -57,7 +57,8 @@ def stream_of(order_id: str) -> str:
 
 @dataclass(slots=True)
 class _Live:
-    """An order the strategy chose for, while it is worked: the regime last seen for it."""
+    """An order the strategy chose for, while it is worked (from its first fill to its end):
+    the regime last seen for it."""
 
     symbol: str
     profile: str
@@ -68,11 +69,11 @@ class _Live:
     checked: float = -math.inf
 
 
-def _live(events: list[RecordedEvent]) -> _Live:
+def _live(symbol: str, events: list[RecordedEvent]) -> _Live:
     """An order's watch, from its strategy stream (the choice, then the recommendations)."""
     selected: StrategySelected = events[0].event
     live = _Live(
-        symbol="", profile=selected.algo_profile, chosen=selected.urgency,
+        symbol=symbol, profile=selected.algo_profile, chosen=selected.urgency,
         urgency=selected.urgency, regime=Regime.of(dict(selected.features)),
         version=events[-1].version,
     )  # fmt: skip
@@ -140,7 +141,7 @@ class Strategies:
             selected.predicted_risk_bps,
         )  # fmt: skip
         try:
-            appended = self._store.append(
+            self._store.append(
                 stream_of(request.order_id), 0, [selected], context,
                 also=[(_SELECTION_INSERT, row)],
             )  # fmt: skip
@@ -149,8 +150,6 @@ class Strategies:
             if recorded is None:
                 raise
             return recorded
-        with self._lock:
-            self._watch(request.order_id, request.symbol, appended)
         return selected
 
     def select(self, request: SelectionRequest) -> tuple[StrategySelected, int]:
@@ -167,15 +166,17 @@ class Strategies:
         """Watches the regime again for the (order id, symbol) still worked (after a
         restart), from their streams."""
         for order_id, symbol in orders:
-            events = self._store.read_stream(stream_of(order_id))
-            if events:
-                with self._lock:
-                    self._watch(order_id, symbol, events)
+            self._watch(order_id, symbol)
 
-    def _watch(self, order_id: str, symbol: str, events: list[RecordedEvent]) -> None:
-        live = _live(events)
-        live.symbol = symbol
-        self._live[order_id] = live
+    def watching(self, order_id: str) -> bool:
+        """The order is being worked and its regime watched."""
+        return order_id in self._live
+
+    def _watch(self, order_id: str, symbol: str) -> None:
+        events = self._store.read_stream(stream_of(order_id))
+        if events:
+            with self._lock:
+                self._live[order_id] = _live(symbol, events)
 
     def _check(self, symbol: str, at: float) -> None:
         """Recommends new parameters for the orders in `symbol` whose regime changed
@@ -202,7 +203,7 @@ class Strategies:
             try:
                 self._store.append(stream_of(order_id), live.version, [event], SYSTEM)
             except ConcurrencyConflict:  # another replica recommended first: take its view
-                self._watch(order_id, symbol, self._store.read_stream(stream_of(order_id)))
+                self._watch(order_id, symbol)
                 continue
             live.version += 1
             live.urgency, live.regime = urgency, now
@@ -236,9 +237,11 @@ class Strategies:
         elif self._tracker is not None and kind in FILLS + ENDS:
             payload = getattr(envelope, kind)
             if kind in FILLS:
-                self._tracker.on_fill(
+                symbol = self._tracker.on_fill(
                     payload.order_id, payload.exec_id, payload.quantity, payload.price_nanos
                 )
+                if symbol is not None and payload.order_id not in self._live:
+                    self._watch(payload.order_id, symbol)
             if kind in ENDS:
                 self._tracker.on_end(payload.order_id, payload.occurred_at.ToDatetime(tzinfo=UTC))
                 with self._lock:
