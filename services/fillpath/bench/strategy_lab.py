@@ -12,9 +12,11 @@ without any order (`still`). Two costs, in bps of the order's value at the arriv
 - the implementation shortfall (fillpath.monitor.tca), unfilled shares marked at the window's
   last mid — what a desk measures, most of it over a quarter of an hour the market's own move;
 - the execution cost: each fill against the undisturbed session's mid at its time, unfilled
-  shares at what the order left on the window's last mid — the part the choice of profile
-  makes, the implementation shortfall less the market's move. The cost model learns this one:
-  the market's move is the same whichever profile works the order, and noise to a model.
+  shares at what finishing them after the window would cost (`finishing`: half the spread and
+  the calibrated impact of five minutes' trading), on top of what the order left on the mid —
+  the part the choice of profile makes: the implementation shortfall less the market's move,
+  with no reward for leaving shares undone. The cost model learns this one: the market's move
+  is the same whichever profile works the order, and noise to a model.
 
 Training scenarios use lab seeds from `TRAINING_SEEDS`, held-out ones from `HELD_OUT_SEEDS`:
 the two never meet (a training run of a million scenarios would be needed first).
@@ -22,14 +24,15 @@ the two never meet (a training run of a million scenarios would be needed first)
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from rich.console import Console
 
+from fillpath.algo.trajectory import impact_estimate
 from fillpath.bench.algo_lab import AlgoOrder, AlgoSession, MidPath, undisturbed
 from fillpath.bench.algos import in_lab_workers, worker_redis_url
 from fillpath.bench.desk import LabDesk
@@ -49,6 +52,8 @@ SIZES_PCT_ADV = (0.1, 3.0)
 ARRIVALS = (1_800.0, 14_400.0)
 """Seconds since the open: 10:00 to 13:30."""
 WINDOWS = (900.0, 1_800.0)
+FINISH_SECONDS = 300.0
+"""Unfilled shares are costed as if finished over this long after the window."""
 WARM_UP = 900.0
 """Seconds of market the session's view sees, quote by quote, before the order arrives (the
 realised volatility and the momentum need them)."""
@@ -114,17 +119,30 @@ class Outcome:
     arrival_mid: float
     end: float
     end_mid: float
-    """The mid at the window's end (seconds since the open), this execution's session."""
+    """The mid at the window's end, this execution's session."""
+    finish: float
+    """What finishing the unfilled shares at the window's end would cost a share, in currency
+    (see `finishing`)."""
     fills: tuple[tuple[float, int, float], ...]
     """(seconds since the open, shares, price)."""
 
     def cost_bps(self, still: MidPath) -> float:
         """The execution cost against the undisturbed session `still` (see the module)."""
-        paid = sum(q * (p - still.at(t)) for t, q, p in self.fills)
-        left = (self.quantity - sum(q for _, q, _ in self.fills)) * (
-            self.end_mid - still.at(self.end)
-        )
-        return self.sign * (paid + left) / (self.quantity * self.arrival_mid) * 1e4
+        paid = self.sign * sum(q * (p - still.at(t)) for t, q, p in self.fills)
+        unfilled = self.quantity - sum(q for _, q, _ in self.fills)
+        left = unfilled * (self.sign * (self.end_mid - still.at(self.end)) + self.finish)
+        return (paid + left) / (self.quantity * self.arrival_mid) * 1e4
+
+
+def finishing(desk: LabDesk, at: float, shares: int) -> float:
+    """What finishing `shares` from `at` (seconds since the open) would cost a share, in
+    currency: half the quoted spread, the temporary impact of trading them over the next
+    `FINISH_SECONDS` and half their permanent impact (the instrument's calibrated η and γ)."""
+    i = max(bisect.bisect_right([q[0] for q in desk.feed.quotes], at) - 1, 0)
+    _, bid, ask = desk.feed.quotes[i]
+    eta, gamma = impact_estimate(desk.instrument)
+    rate = shares / (FINISH_SECONDS / desk.config.session_seconds)  # shares a day
+    return (ask - bid) / 2 + eta * rate + gamma * shares / 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +189,7 @@ def execute(scenario: Scenario, profile: str) -> Outcome | Still:
         filled=run.execution.executed / quantity, features=found.values, market=run.market,
         sign=1 if scenario.side is Side.BUY else -1, quantity=quantity,
         arrival_mid=run.market.mid / 1e9, end=end, end_mid=MidPath.of(desk).at(end),
+        finish=finishing(desk, end, quantity - run.execution.executed),
         fills=tuple((f.time, f.quantity, f.price_nanos / 1e9) for f in run.fills),
     )  # fmt: skip
 
@@ -225,9 +244,3 @@ def samples(executed: Sequence[Executed]) -> list[Sample]:
         for e in executed
         for p, cost in sorted(e.cost_bps.items())
     ]
-
-
-def describe(scenario: Scenario) -> dict[str, Any]:
-    found = asdict(scenario)
-    found["side"] = scenario.side.name
-    return found
