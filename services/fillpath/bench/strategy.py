@@ -57,7 +57,7 @@ from fillpath.infra.service_process import spawn_service
 from fillpath.market.config import LabConfig
 from fillpath.strategy.choice import Chooser, SelectionRequest
 from fillpath.strategy.main import load_policy
-from fillpath.strategy.model import LearnedModel, fit
+from fillpath.strategy.model import CostModel, LearnedModel, fit
 from fillpath.strategy.registry import ModelInfo, Registry
 from fillpath.strategy.service import STRATEGY_MIGRATIONS
 
@@ -126,7 +126,7 @@ def run_quality(
     return results
 
 
-def quality_figures(executed: Sequence[Executed], model: LearnedModel) -> dict[str, Any]:
+def quality_figures(executed: Sequence[Executed], model: CostModel) -> dict[str, Any]:
     reference = load_reference_data()
     profiles = load_algo_profiles(None)
     policy, _ = load_policy(None, profiles, reference.instruments)
