@@ -111,6 +111,8 @@ def orders_table(orders: list[oms_pb2.Order], title: str = "Orders") -> Table:
         ("note", "left"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    # A reject code is never folded mid-word, however narrow the terminal.
+    table.columns[-1].min_width = max(len(code.name) for code in RejectCode) + 1
     for order in orders:
         terms = order.terms
         status = OrderStatus(order.status)
