@@ -13,6 +13,12 @@ too, scenarios kept whole (GroupKFold), so a scenario never helps predict itself
 Confidence, in 0..1: the share of the order's features inside the 1–99 % range the model was
 trained on (0 when a candidate is a profile it never saw). Below the policy's minConfidence the
 rule's own profile stands.
+
+Serving: scikit-learn's predict costs a couple of milliseconds a call in input checks and
+thread start-up, whatever the input's size — too slow for a choice on the order path. The
+fitted trees are copied once into flat arrays (`Ensemble.of`) and walked by a numba kernel;
+`Ensemble` answers what the estimator answers (tests/unit/strategy/test_model.py holds them
+equal), in microseconds.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import numba
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import GroupKFold
@@ -66,6 +73,79 @@ class Sample:
     cost_bps: float
 
 
+@numba.njit(cache=True, nogil=True)
+def _walk(
+    rows: np.ndarray,
+    roots: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    nan_left: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    leaf: np.ndarray,
+    value: np.ndarray,
+    baseline: float,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """The sum over the trees (each from its root) of the leaf each row reaches, plus the
+    baseline: HistGradientBoostingRegressor's prediction for numeric features."""
+    out = np.full(rows.shape[0], baseline)
+    for r in range(rows.shape[0]):
+        for root in roots:
+            node = root
+            while not leaf[node]:
+                x = rows[r, feature[node]]
+                if np.isnan(x):
+                    node = left[node] if nan_left[node] else right[node]
+                elif x <= threshold[node]:
+                    node = left[node]
+                else:
+                    node = right[node]
+            out[r] += value[node]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Ensemble:
+    """A fitted HistGradientBoostingRegressor's trees as flat arrays, node ids global."""
+
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    nan_left: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    leaf: np.ndarray
+    value: np.ndarray
+    baseline: float
+
+    @classmethod
+    def of(cls, fitted: HistGradientBoostingRegressor) -> Ensemble:
+        trees = [predictors[0].nodes for predictors in fitted._predictors]
+        offsets = np.cumsum([0] + [len(t) for t in trees[:-1]]).astype(np.int64)
+        nodes = np.concatenate(trees)
+        shift = np.repeat(offsets, [len(t) for t in trees])
+        if nodes["is_categorical"].any():
+            raise ValueError("categorical splits are not served (the features are numeric)")
+        return cls(
+            roots=offsets,
+            feature=nodes["feature_idx"].astype(np.int64),
+            threshold=nodes["num_threshold"].astype(np.float64),
+            nan_left=nodes["missing_go_to_left"].astype(np.bool_),
+            left=(nodes["left"] + shift).astype(np.int64),
+            right=(nodes["right"] + shift).astype(np.int64),
+            leaf=nodes["is_leaf"].astype(np.bool_),
+            value=nodes["value"].astype(np.float64),
+            baseline=float(np.asarray(fitted._baseline_prediction).ravel()[0]),
+        )
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return _walk(
+            np.ascontiguousarray(rows, dtype=np.float64), self.roots, self.feature,
+            self.threshold, self.nan_left, self.left, self.right, self.leaf, self.value,
+            self.baseline,
+        )  # fmt: skip
+
+
 def _regressor(seed: int) -> HistGradientBoostingRegressor:
     return HistGradientBoostingRegressor(
         max_iter=300,
@@ -98,14 +178,14 @@ class LearnedModel:
         self.seed = seed
         self.features = FEATURES
         self.profiles = profiles
-        self._mean = mean
-        self._risk = risk
+        self._mean = Ensemble.of(mean)
+        self._risk = Ensemble.of(risk)
         self._low = low
         self._high = high
         self.metrics = metrics
 
     def predict(self, features: Features, profiles: Sequence[str]) -> list[Prediction]:
-        rows = np.array([_row(features.values, p, self.profiles) for p in profiles])
+        rows = np.array([_row(features.values, p, self.profiles) for p in profiles], np.float64)
         costs = self._mean.predict(rows)
         risks = np.maximum(self._risk.predict(rows), 0.0)
         return [

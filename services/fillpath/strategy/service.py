@@ -128,10 +128,8 @@ class Strategies:
         is chosen once; asking again answers with the recorded choice).
 
         Raises InvalidArgument (the field named) or FailedPrecondition (no rule takes the
-        order and the policy has no default profile)."""
-        recorded = self.recorded(request.order_id)
-        if recorded is not None:
-            return recorded
+        order and the policy has no default profile). The append finds out whether the order
+        already has one (its stream exists): one round trip to Postgres, not two."""
         selected, mid = self.select(request)
         row = (
             request.order_id, selected.occurred_at, request.symbol, request.side.name,

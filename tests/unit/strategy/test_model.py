@@ -1,5 +1,6 @@
 """The cost model learns which profile costs what from samples, reproducibly from its seed,
-says how sure it is, and survives the registry's round trip. The samples here are synthetic
+says how sure it is, survives the registry's round trip, and is served by flattened trees that
+answer exactly what scikit-learn answers. The samples here are synthetic
 (a known cost structure plus noise), so what it should learn is known."""
 
 from __future__ import annotations
@@ -8,10 +9,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingRegressor
 
 from fillpath.core.enums import AlgorithmKind
 from fillpath.strategy.features import FEATURES, Features
-from fillpath.strategy.model import LearnedModel, Sample, fit
+from fillpath.strategy.model import Ensemble, LearnedModel, Sample, fit
 from fillpath.strategy.rules import ProfileRef
 
 URGENT = ProfileRef(name="arrival-urgent", algorithm=AlgorithmKind.ARRIVAL)
@@ -97,3 +99,14 @@ def test_it_comes_back_from_its_bytes_and_refuses_another_schema(model: LearnedM
 def test_too_few_scenarios_to_fit_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 5 scenarios"):
         fit(synthetic(4), seed=1, version="m", trained_at=WHEN)
+
+
+def test_the_flattened_trees_answer_what_scikit_learn_answers() -> None:
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(600, 6))
+    y = 3 * x[:, 0] - np.abs(x[:, 1]) + rng.normal(0, 0.3, 600)
+    x[rng.random((600, 6)) < 0.05] = np.nan  # missing values take the side the fit chose
+    fitted = HistGradientBoostingRegressor(max_iter=50, random_state=0).fit(x, y)
+    probe = rng.normal(0, 2, size=(1_000, 6))
+    probe[rng.random((1_000, 6)) < 0.1] = np.nan
+    assert np.array_equal(Ensemble.of(fitted).predict(probe), fitted.predict(probe))
