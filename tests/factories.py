@@ -136,7 +136,7 @@ def sample_events() -> list[Any]:
         OrderSubmitted,
     )
     from fillpath.core.routing import PING, TAKE, RouteAllocation, RoutingDecision
-    from fillpath.core.strategy import StrategySelected
+    from fillpath.core.strategy import StrategyRecommended, StrategySelected
     from fillpath.core.terms import ExecutionInstructions
 
     terms = parent_terms(
@@ -220,6 +220,14 @@ def sample_events() -> list[Any]:
             explanation="rule standard → vwap-standard",
             max_participation_bps=1500,
             start_time=t,
+        ),
+        StrategyRecommended(
+            order_id=oid,
+            occurred_at=t,
+            regime_before="normal/normal",
+            regime_now="stormy/normal",
+            urgency=Urgency.HIGH,
+            reason="volatility turned stormy: finish sooner (timing risk)",
         ),
         RoutingDecision(
             decision_id="d-1",
