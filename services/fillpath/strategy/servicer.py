@@ -81,10 +81,10 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
     def GetPerformance(
         self, request: strategy_pb2.GetPerformanceRequest, context: grpc.ServicerContext
     ) -> strategy_pb2.GetPerformanceResponse:
+        since = getattr(request, "from")  # a Python keyword as a field name
         found = self._tracker.performance(
             strategy=request.strategy, profile=request.algo_profile,
-            since=(request.HasField("from") and getattr(request, "from").ToDatetime(tzinfo=UTC))
-            or None,
+            since=since.ToDatetime(tzinfo=UTC) if request.HasField("from") else None,
             until=request.to.ToDatetime(tzinfo=UTC) if request.HasField("to") else None,
         )  # fmt: skip
         response = strategy_pb2.GetPerformanceResponse()
