@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -168,9 +169,12 @@ _redis: EmbeddedRedis | None = None
 
 
 def worker_start() -> None:
-    """A lab worker process's own Redis (the router's learned venue quality lives there)."""
+    """A lab worker process's own Redis (the router's learned venue quality lives there),
+    stopped when the worker exits (a pool's workers leave by multiprocessing's exit hooks, not
+    atexit's)."""
     global _redis
     _redis = start_embedded_redis(Path(tempfile.mkdtemp(prefix="fillpath-algos-")) / "redis")
+    Finalize(None, _redis.stop, exitpriority=10)
 
 
 def worker_redis_url() -> str:
