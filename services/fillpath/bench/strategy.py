@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +43,18 @@ from fillpath.bench.strategy_lab import (
     HELD_OUT_SEEDS,
     TRAINING_SEEDS,
     Executed,
+    arrival,
     execute_all,
     samples,
     scenarios,
 )
-from fillpath.core.session import open_of
 from fillpath.infra.postgres.embedded import start_embedded_postgres
 from fillpath.infra.postgres.pool import open_pool
 from fillpath.infra.postgres.schema import EVENT_STORE_MIGRATIONS, migrate
 from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.resources import load_algo_profiles
 from fillpath.infra.service_process import spawn_service
-from fillpath.market.config import LabConfig
-from fillpath.strategy.choice import Chooser, SelectionRequest
+from fillpath.strategy.choice import Chooser
 from fillpath.strategy.main import load_policy
 from fillpath.strategy.model import CostModel, LearnedModel, fit
 from fillpath.strategy.registry import ModelInfo, Registry
@@ -132,15 +131,9 @@ def quality_figures(executed: Sequence[Executed], model: CostModel) -> dict[str,
     policy, _ = load_policy(None, profiles, reference.instruments)
     rules_only = Chooser(policy, profiles, reference.instruments)
     learned = Chooser(policy, profiles, reference.instruments, model=model)
-    day = open_of(LabConfig().session_date)
     rows: list[dict[str, Any]] = []
     for e in executed:
-        s = e.scenario
-        request = SelectionRequest(
-            order_id=f"Q{s.index}", account="DESK-EQ", symbol=s.symbol, side=s.side,
-            quantity=e.quantity,
-        )  # fmt: skip
-        now = day + timedelta(seconds=s.start)
+        request, now = arrival(e)
         by_rules = rules_only.choice(request, e.market, now)
         by_model = learned.choice(request, e.market, now)
         (rule,) = [r for r in (*policy.rules, policy.default) if r and r.name == by_rules.rule]

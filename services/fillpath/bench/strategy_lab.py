@@ -28,6 +28,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 from rich.console import Console
@@ -37,10 +38,14 @@ from fillpath.bench.algo_lab import AlgoOrder, AlgoSession, MidPath, undisturbed
 from fillpath.bench.algos import in_lab_workers, worker_redis_url
 from fillpath.bench.desk import LabDesk
 from fillpath.core.enums import Side
-from fillpath.core.market import MarketSnapshot
+from fillpath.core.market import MarketSnapshot, us_equity_calendar
 from fillpath.core.profiles import resolve
+from fillpath.core.session import open_of
+from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.resources import load_algo_profiles
-from fillpath.strategy.features import OrderAtArrival, features
+from fillpath.market.config import LabConfig
+from fillpath.strategy.choice import SelectionRequest, order_at_arrival
+from fillpath.strategy.features import features
 from fillpath.strategy.model import Sample
 
 SYMBOLS = ("ACME", "GLBX", "INIT", "UMBR", "SPYX")
@@ -109,8 +114,6 @@ class Outcome:
     """The implementation shortfall."""
     filled: float
     """Share of the order executed in its window."""
-    features: dict[str, float]
-    """The features at arrival (the same for every candidate of a scenario)."""
     market: MarketSnapshot
     """The market at arrival, as the session's view saw it."""
     quantity: int
@@ -176,17 +179,11 @@ def execute(scenario: Scenario, profile: str) -> Outcome | Still:
     )  # fmt: skip
     (run,) = session.run([order], warm_up=WARM_UP)
     assert run.market is not None
-    arriving = OrderAtArrival(
-        symbol=scenario.symbol, side=scenario.side, quantity=quantity, account="LAB"
-    )
-    found = features(
-        arriving, instrument, run.market, session.calendar, desk.lab.time_of(scenario.start)
-    )
     tca = session.tca(run)
     return Outcome(
         scenario=scenario.index, profile=profile,
         shortfall_bps=float(tca["implementation_shortfall"]["bps"]["total"]),
-        filled=run.execution.executed / quantity, features=found.values, market=run.market,
+        filled=run.execution.executed / quantity, market=run.market,
         sign=1 if scenario.side is Side.BUY else -1, quantity=quantity,
         arrival_mid=run.market.mid / 1e9, end=end, end_mid=MidPath.of(desk).at(end),
         finish=finishing(desk, end, quantity - run.execution.executed),
@@ -199,7 +196,6 @@ class Executed:
     """A scenario's candidates, each with its two costs."""
 
     scenario: Scenario
-    features: dict[str, float]
     market: MarketSnapshot
     quantity: int
     shortfall_bps: dict[str, float]
@@ -226,7 +222,6 @@ def execute_all(
     return [
         Executed(
             scenario=s,
-            features=runs[s.index][0].features,
             market=runs[s.index][0].market,
             quantity=runs[s.index][0].quantity,
             shortfall_bps={o.profile: o.shortfall_bps for o in runs[s.index]},
@@ -237,10 +232,29 @@ def execute_all(
     ]
 
 
+def arrival(executed: Executed) -> tuple[SelectionRequest, datetime]:
+    """The scenario's order as the strategy service is asked to choose for it (its window's
+    end time included), and when it arrives."""
+    s = executed.scenario
+    now = open_of(LabConfig().session_date) + timedelta(seconds=s.start)
+    request = SelectionRequest(
+        order_id=f"S{s.index}", account="DESK-EQ", symbol=s.symbol, side=s.side,
+        quantity=executed.quantity, end_time=now + timedelta(seconds=s.window),
+    )  # fmt: skip
+    return request, now
+
+
 def samples(executed: Sequence[Executed]) -> list[Sample]:
-    """The cost model's training samples: one per scenario and profile, the execution cost."""
+    """The cost model's training samples: one per scenario and profile, the execution cost,
+    on the features the strategy service reads for the scenario's order."""
+    instruments = load_reference_data().instruments
+    found = []
+    for e in executed:
+        request, now = arrival(e)
+        instrument, calendar = instruments[request.symbol], us_equity_calendar(now)
+        found.append(features(order_at_arrival(request), instrument, e.market, calendar, now))
     return [
-        Sample(scenario=e.scenario.index, features=e.features, profile=p, cost_bps=cost)
-        for e in executed
+        Sample(scenario=e.scenario.index, features=f.values, profile=p, cost_bps=cost)
+        for e, f in zip(executed, found, strict=True)
         for p, cost in sorted(e.cost_bps.items())
     ]

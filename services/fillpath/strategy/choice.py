@@ -76,10 +76,7 @@ class Chooser:
         strategy benchmark asks, with the lab session's market)."""
         instrument = self.instrument(request)
         calendar = self.calendar_of(now)
-        order = OrderAtArrival(
-            symbol=request.symbol, side=request.side, quantity=request.quantity,
-            account=request.account, urgency=request.urgency,
-        )  # fmt: skip
+        order = order_at_arrival(request)
         found = features(order, instrument, market, calendar, now)
         if request.algo_profile:
             rule: Rule | None = self._named(request)
@@ -210,6 +207,14 @@ class Chooser:
             minutes_to_close=values["minutes_to_close"],
             minutes_since_open=minutes_since_open(calendar, now),
         )  # fmt: skip
+
+
+def order_at_arrival(request: SelectionRequest) -> OrderAtArrival:
+    return OrderAtArrival(
+        symbol=request.symbol, side=request.side, quantity=request.quantity,
+        account=request.account, urgency=request.urgency, start=request.start_time,
+        end=request.end_time,
+    )  # fmt: skip
 
 
 def request_of(

@@ -12,6 +12,13 @@ cost model reads (`Features.values`, in `FEATURES` order):
 - momentum_bps: the mid's move over the last five minutes, positive when it runs against the
   order (up for a buy);
 - minutes_to_close;
+- window_minutes: the order's window, from its arrival (or later start) to its end time (the
+  close when it names none); size_pct_window: the order as % of the volume the intraday profile
+  expects over that window — the participation it needs, what most sets the cost of working it;
+- impact_bps: the square-root law's estimate of that cost, the daily volatility × √(that
+  participation) — the scale of the cost, and of the differences between profiles, that the
+  trees would otherwise have to piece together from the two (costly large orders in a stormy
+  market are rare in any training set);
 - regime_volatility / regime_liquidity: −1, 0 or +1 (calm / normal / stormy; deep / normal /
   thin) — the market-regime label (`Features.regime`, volatility/liquidity: ``stormy/thin``).
 """
@@ -36,6 +43,9 @@ FEATURES = (
     "volume_ratio",
     "momentum_bps",
     "minutes_to_close",
+    "window_minutes",
+    "size_pct_window",
+    "impact_bps",
     "regime_volatility",
     "regime_liquidity",
 )
@@ -58,6 +68,10 @@ class OrderAtArrival:
     quantity: int
     account: str
     urgency: Urgency | None = None
+    start: datetime | None = None
+    """When the order may start (None: on arrival)."""
+    end: datetime | None = None
+    """When it must be done by (None: the close)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +151,12 @@ def features(
     touch = market.ask_size if order.side is Side.BUY else market.bid_size
     found = regime(instrument, market, calendar, now)
     sign = 1.0 if order.side is Side.BUY else -1.0
-    to_close = max(calendar.open + calendar.seconds - now.timestamp(), 0.0) / 60
+    close = calendar.open + calendar.seconds
+    to_close = max(close - now.timestamp(), 0.0) / 60
+    start = max(now.timestamp(), order.start.timestamp() if order.start else 0.0)
+    end = max(order.end.timestamp() if order.end else close, start)
+    expected = instrument.adv * (calendar.volume_fraction(end) - calendar.volume_fraction(start))
+    participation = order.quantity / max(expected, 1.0)
     return Features(
         {
             "size_pct_adv": order.quantity / instrument.adv * 100,
@@ -149,6 +168,9 @@ def features(
             "volume_ratio": found.volume_ratio,
             "momentum_bps": sign * market.momentum * 1e4,
             "minutes_to_close": to_close,
+            "window_minutes": (end - start) / 60,
+            "size_pct_window": participation * 100,
+            "impact_bps": found.sigma * math.sqrt(participation) * 1e4,
             "regime_volatility": float(found.volatility),
             "regime_liquidity": float(found.liquidity),
         }

@@ -48,7 +48,7 @@ def executed(index: int, costs: dict[str, float]) -> Executed:
     )  # fmt: skip
     full = {p: costs.get(p, 9.0) for p in CANDIDATES}
     return Executed(
-        scenario=scenario, features={}, market=market, quantity=22_500, shortfall_bps=full,
+        scenario=scenario, market=market, quantity=22_500, shortfall_bps=full,
         cost_bps=full, filled=dict.fromkeys(CANDIDATES, 1.0),
     )  # fmt: skip
 
