@@ -12,11 +12,12 @@ the mid over the last few minutes. Times are seconds
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -66,8 +67,13 @@ class Calendar:
 
 def us_equity_calendar(at: datetime) -> Calendar:
     """The US equity session of `at`'s day, with its intraday volume profile."""
-    open_ = open_of(at.astimezone(ZoneInfo(TIMEZONE)).date())
-    return Calendar.from_shares(open_.timestamp(), SESSION_SECONDS, US_EQUITY_PROFILE)
+    return _us_equity_session(at.astimezone(ZoneInfo(TIMEZONE)).date())
+
+
+@functools.lru_cache(maxsize=8)
+def _us_equity_session(day: date) -> Calendar:
+    """Built once per day asked about (every strategy choice asks for today's)."""
+    return Calendar.from_shares(open_of(day).timestamp(), SESSION_SECONDS, US_EQUITY_PROFILE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,6 +34,10 @@ from fillpath.strategy.features import (
 from fillpath.strategy.model import CostModel, Ranking
 from fillpath.strategy.rules import OrderFacts, Policy, ProfileRef, Rule
 
+MAX_REMEMBERED_FITS = 4096
+"""Instructions a Chooser remembers a profile taking (orders' own params make them
+unbounded)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SelectionRequest:
@@ -68,6 +72,8 @@ class Chooser:
         self.instruments = instruments
         self.model = model
         self.calendar_of = calendar_of
+        self._fits: set[tuple[object, ...]] = set()
+        """(profile, urgency, params, participation cap) the profile was seen to take."""
 
     def choice(
         self, request: SelectionRequest, market: MarketSnapshot, now: datetime
@@ -175,6 +181,9 @@ class Chooser:
     ) -> InvalidArgument | None:
         """What the profile says against the order's instructions (fields named as the request
         names them), or None when it takes them."""
+        seen = (ref.name, urgency, *sorted(params.items()), request.max_participation_bps)
+        if seen in self._fits:  # most orders bring the same few instructions
+            return None
         try:
             resolve(
                 self.profiles[ref.name], urgency=urgency, params=params,
@@ -187,6 +196,8 @@ class Chooser:
                     for v in err.violations
                 ]
             )
+        if len(self._fits) < MAX_REMEMBERED_FITS:
+            self._fits.add(seen)
         return None
 
     def _facts(

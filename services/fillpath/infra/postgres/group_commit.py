@@ -9,16 +9,25 @@ Whoever finds no commit in flight leads: it runs the batch of everything queued,
 caller its result, and passes the lead to the first caller that queued meanwhile — no extra
 thread, no extra hop. When a batch fails, its appends are run again one by one, so one append's
 conflict is reported to that append alone. Nobody is answered before their batch committed.
+
+Every statement runs prepared: the first time a connection meets a statement's text it is
+PREPAREd there, and from then on the batch says ``EXECUTE name(values)``. Postgres then parses
+and plans each statement once per connection instead of once per append, which roughly halves
+the CPU it spends on a small append (the statements are constants of the code, so there are
+few of them).
+A statement whose parameters Postgres cannot type on their own is run as it is.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import ClientCursor
+from psycopg import ClientCursor, Connection
 from psycopg_pool import ConnectionPool
 
 from fillpath.infra.event_store import Statement
@@ -50,6 +59,12 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._queue: list[PendingAppend] = []
         self._busy = False
+        self._names: dict[str, str | None] = {}
+        """Statement text → its prepared statement's name (None: it cannot be prepared)."""
+        self._prepared: weakref.WeakKeyDictionary[Connection[Any], set[str]] = (
+            weakref.WeakKeyDictionary()
+        )
+        """Connection → the names prepared on it (a connection the pool replaced has none)."""
 
     def commit(self, append: PendingAppend) -> list[int]:
         """Runs `append` in the next batch; returns its positions once that batch committed."""
@@ -105,7 +120,9 @@ class GroupCommitter:
         script = [self._prefix, *(s for append in batch for s in append.statements)]
         with self._pool.connection() as conn, ClientCursor(conn) as cursor:
             # One simple query of many statements: Postgres runs it as one transaction.
-            cursor.execute(";\n".join(cursor.mogrify(sql, params) for sql, params in script))
+            cursor.execute(
+                ";\n".join(cursor.mogrify(*self._prepared_form(conn, s)) for s in script)
+            )
             results = []
             for append in batch:
                 cursor.nextset()  # onto this append's insert
@@ -113,3 +130,39 @@ class GroupCommitter:
                 for _ in append.statements[1:]:
                     cursor.nextset()
             return results
+
+    def _prepared_form(self, conn: Connection[Any], statement: Statement) -> Statement:
+        """`statement` as an EXECUTE of its prepared form on `conn` (prepared there first if
+        it is not yet), or as it is when Postgres cannot prepare it."""
+        sql, params = statement
+        with self._lock:
+            name = self._names.setdefault(sql, f"fillpath_append_{len(self._names)}")
+            prepared = self._prepared.setdefault(conn, set())
+        if name is None:
+            return statement
+        if name not in prepared:
+            try:
+                conn.execute(f"PREPARE {name} AS {_numbered(sql)}")
+            except psycopg.errors.IndeterminateDatatype:
+                with self._lock:
+                    self._names[sql] = None
+                return statement
+            prepared.add(name)
+        return f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params
+
+
+_PLACEHOLDER = re.compile(r"%%|%s")
+
+
+def _numbered(sql: str) -> str:
+    """`sql` with its ``%s`` placeholders numbered as Postgres's ``$1``, ``$2``…"""
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group() == "%%":
+            return "%"
+        count += 1
+        return f"${count}"
+
+    return _PLACEHOLDER.sub(number, sql)
