@@ -123,9 +123,22 @@ def _encoder_for(tp: Any) -> Converter:
         convert = _encoder(typing.cast(type, tp))
     elif origin in (set, frozenset):
         convert = _sorted_list
+    elif origin is tuple:
+        convert = _tuple_encoder(typing.get_args(tp))
     else:
-        convert = _encode_any  # tuples, mappings: rare and small
+        convert = _encode_any  # mappings: rare and small
     return _optional(convert) if optional else convert
+
+
+def _tuple_encoder(args: tuple[Any, ...]) -> Converter:
+    """A list of the items' encodings (a tuple of plain values: just the list)."""
+    if len(args) == 2 and args[1] is Ellipsis:
+        item = _encoder_for(args[0])
+        return list if item is _identity else lambda value: [item(v) for v in value]
+    items = [_encoder_for(a) for a in args]
+    if all(f is _identity for f in items):
+        return list
+    return lambda value: [f(v) for f, v in zip(items, value, strict=True)]
 
 
 def _price_nanos(value: Price) -> int:
