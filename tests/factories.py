@@ -4,6 +4,7 @@ so each test says only what it is about."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,11 +17,23 @@ from fillpath.core.commands import (
 from fillpath.core.enums import ExecType, LiquidityFlag, OrderType, Side, TimeInForce
 from fillpath.core.ids import parent_order_id
 from fillpath.core.instruments import Instrument
+from fillpath.core.market import MarketSnapshot
 from fillpath.core.parent_order import ParentOrder
 from fillpath.core.price import Price
+from fillpath.core.session import open_of
 from fillpath.core.terms import OrderTerms
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
+
+
+ORDINARY_MARKET = MarketSnapshot(
+    at=0.0, bid=99_990_000_000, ask=100_010_000_000, bid_size=500, ask_size=500,
+    volume=1_000_000, window_volume=10_000, lasting_volume=8_000, spread_ratio=1.0,
+    sigma=math.nan,
+)  # fmt: skip
+"""A market around 100 with a 2 bps spread, as a strategy choice sees it."""
+MIDDAY = open_of(datetime(2026, 3, 10).date()) + timedelta(hours=2)
+"""Two hours into a session, where the intraday volume profile is nearly flat."""
 
 
 def at(seconds: float) -> datetime:

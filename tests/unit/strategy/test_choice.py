@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import math
-from datetime import datetime, timedelta
-
 import pytest
 
 from fillpath.core.enums import Side
 from fillpath.core.errors import InvalidArgument
-from fillpath.core.market import MarketSnapshot
-from fillpath.core.session import open_of
 from fillpath.infra.reference_data import load_reference_data
 from fillpath.infra.resources import load_algo_profiles
 from fillpath.strategy.choice import Chooser, SelectionRequest
 from fillpath.strategy.main import load_policy
-
-MARKET = MarketSnapshot(
-    at=0.0, bid=99_990_000_000, ask=100_010_000_000, bid_size=500, ask_size=500,
-    volume=1_000_000, window_volume=10_000, lasting_volume=8_000, spread_ratio=1.0,
-    sigma=math.nan,
-)  # fmt: skip
-ARRIVAL = open_of(datetime(2026, 3, 10).date()) + timedelta(hours=2)
+from tests.factories import MIDDAY, ORDINARY_MARKET
 
 
 def request(order_id: str, **params: float) -> SelectionRequest:
@@ -36,10 +25,10 @@ def test_instructions_a_profile_refuses_stay_refused_after_others_were_taken() -
     profiles = load_algo_profiles(None)
     policy, _ = load_policy(None, profiles, reference.instruments)
     chooser = Chooser(policy, profiles, reference.instruments)
-    plain = chooser.choice(request("o-1"), MARKET, ARRIVAL)
+    plain = chooser.choice(request("o-1"), ORDINARY_MARKET, MIDDAY)
     for attempt in ("o-2", "o-3"):  # refused the first time, and again
         with pytest.raises(InvalidArgument) as refused:
-            chooser.choice(request(attempt, bogus=1.0), MARKET, ARRIVAL)
+            chooser.choice(request(attempt, bogus=1.0), ORDINARY_MARKET, MIDDAY)
         assert refused.value.violations[0].field == "instructions.params.bogus"
-    again = chooser.choice(request("o-4"), MARKET, ARRIVAL)
+    again = chooser.choice(request("o-4"), ORDINARY_MARKET, MIDDAY)
     assert (again.algo_profile, again.rule) == (plain.algo_profile, plain.rule)

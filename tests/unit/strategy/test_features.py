@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 
 import pytest
 
 from fillpath.core.enums import Side
-from fillpath.core.market import MarketSnapshot, us_equity_calendar
-from fillpath.core.session import open_of
+from fillpath.core.market import us_equity_calendar
 from fillpath.infra.reference_data import load_reference_data
 from fillpath.strategy.features import OrderAtArrival, features
-
-MARKET = MarketSnapshot(
-    at=0.0, bid=99_990_000_000, ask=100_010_000_000, bid_size=500, ask_size=500,
-    volume=1_000_000, window_volume=10_000, lasting_volume=8_000, spread_ratio=1.0,
-    sigma=math.nan,
-)  # fmt: skip
-ARRIVAL = open_of(datetime(2026, 3, 10).date()) + timedelta(hours=2)
+from tests.factories import MIDDAY, ORDINARY_MARKET
 
 
 def window_features(
@@ -28,7 +20,7 @@ def window_features(
         symbol="ACME", side=Side.BUY, quantity=50_000, account="DESK-EQ", start=start, end=end
     )
     instrument = load_reference_data().instruments["ACME"]
-    return features(order, instrument, MARKET, us_equity_calendar(ARRIVAL), ARRIVAL).values
+    return features(order, instrument, ORDINARY_MARKET, us_equity_calendar(MIDDAY), MIDDAY).values
 
 
 def test_an_order_without_an_end_time_has_until_the_close() -> None:
@@ -37,8 +29,8 @@ def test_an_order_without_an_end_time_has_until_the_close() -> None:
 
 
 def test_half_the_window_needs_about_twice_the_participation() -> None:
-    half_hour = window_features(end=ARRIVAL + timedelta(minutes=30))
-    quarter = window_features(end=ARRIVAL + timedelta(minutes=15))
+    half_hour = window_features(end=MIDDAY + timedelta(minutes=30))
+    quarter = window_features(end=MIDDAY + timedelta(minutes=15))
     to_close = window_features()
     assert half_hour["window_minutes"] == pytest.approx(30)
     assert quarter["window_minutes"] == pytest.approx(15)
@@ -50,6 +42,6 @@ def test_half_the_window_needs_about_twice_the_participation() -> None:
 
 def test_a_later_start_shortens_the_window() -> None:
     later = window_features(
-        start=ARRIVAL + timedelta(minutes=10), end=ARRIVAL + timedelta(minutes=30)
+        start=MIDDAY + timedelta(minutes=10), end=MIDDAY + timedelta(minutes=30)
     )
     assert later["window_minutes"] == pytest.approx(20)
