@@ -83,10 +83,13 @@ def test_each_statement_is_prepared_once_per_connection(pg_dsn: str) -> None:
     try:
         with pool.connection() as conn:
             conn.execute("CREATE TABLE prepared_log (position bigserial PRIMARY KEY, key text)")
-        committer = GroupCommitter(pool, ("SELECT pg_advisory_xact_lock(%s)", (42,)))
+        # Two committers on one pool (two stores in one process) share what is prepared.
+        committers = [
+            GroupCommitter(pool, ("SELECT pg_advisory_xact_lock(%s)", (42,))) for _ in range(2)
+        ]
         note = "UPDATE prepared_log SET key = key || '%%' WHERE position = %s"  # a literal %
-        for n in range(3):
-            (position,) = committer.commit(
+        for n in range(4):
+            (position,) = committers[n % 2].commit(
                 PendingAppend(
                     [
                         (
@@ -101,11 +104,11 @@ def test_each_statement_is_prepared_once_per_connection(pg_dsn: str) -> None:
         with pool.connection() as conn:
             keys = [r[0] for r in conn.execute("SELECT key FROM prepared_log ORDER BY position")]
             prepared = conn.execute(
-                "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'fillpath_append_%'"
+                "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'fillpath_%'"
             ).fetchone()
     finally:
         pool.close()
-    assert keys == ["k0%", "k1%", "k2%"]
+    assert keys == ["k0%", "k1%", "k2%", "k3%"]
     assert prepared == (3,)  # the lock, the insert, the update: once each
 
 

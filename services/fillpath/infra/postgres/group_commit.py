@@ -11,15 +11,16 @@ thread, no extra hop. When a batch fails, its appends are run again one by one, 
 conflict is reported to that append alone. Nobody is answered before their batch committed.
 
 Every statement runs prepared: the first time a connection meets a statement's text it is
-PREPAREd there, and from then on the batch says ``EXECUTE name(values)``. Postgres then parses
-and plans each statement once per connection instead of once per append, which roughly halves
-the CPU it spends on a small append (the statements are constants of the code, so there are
-few of them).
-A statement whose parameters Postgres cannot type on their own is run as it is.
+PREPAREd there (under a name made from the text), and from then on the batch says
+``EXECUTE name(values)``. Postgres then parses and plans each statement once per connection
+instead of once per append, which roughly halves the CPU it spends on a small append (the
+statements are constants of the code, so there are few of them). A statement whose parameters
+Postgres cannot type on their own is run as it is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import weakref
@@ -136,19 +137,25 @@ class GroupCommitter:
         it is not yet), or as it is when Postgres cannot prepare it."""
         sql, params = statement
         with self._lock:
-            name = self._names.setdefault(sql, f"fillpath_append_{len(self._names)}")
+            name = self._names.setdefault(sql, _name_of(sql))
             prepared = self._prepared.setdefault(conn, set())
         if name is None:
             return statement
         if name not in prepared:
             try:
                 conn.execute(f"PREPARE {name} AS {_numbered(sql)}")
+            except psycopg.errors.DuplicatePreparedStatement:
+                pass  # another committer on this pool prepared the same text on it
             except psycopg.errors.IndeterminateDatatype:
                 with self._lock:
                     self._names[sql] = None
                 return statement
             prepared.add(name)
         return f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params
+
+
+def _name_of(sql: str) -> str:
+    return f"fillpath_{hashlib.blake2b(sql.encode(), digest_size=8).hexdigest()}"
 
 
 _PLACEHOLDER = re.compile(r"%%|%s")
